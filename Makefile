@@ -1,0 +1,136 @@
+# pp: LoRA/QLoRA fine-tuning as small Unix tools.
+#   make            build bin/pp-*           make test       unit + CLI tests
+#   make deps       install missing packages make test SAN=1 the same under ASan+UBSan
+#   make fuzz       libFuzzer targets        make bench      throughput next to the peer
+# Overrides: CUDA=0 skips the CUDA build; SAN=1 sanitizers; FUZZ_SECONDS=N.
+
+CC      ?= gcc
+CXX     ?= g++
+SAN     ?= 0
+FUZZ_SECONDS ?= 60
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA    ?= $(if $(NVCC),1,0)
+
+ifeq ($(SAN),1)
+B       := build/san
+BIN     := build/san/bin
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT     := -O1
+else
+B       := build
+BIN     := bin
+SANFLAGS :=
+OPT     := -O2
+endif
+
+WARN     := -Wall -Wextra
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -Icommon $(SANFLAGS)
+CXXFLAGS += -std=c++17 $(OPT) -g $(WARN) -pthread -Icommon $(SANFLAGS)
+LDFLAGS  += -pthread $(SANFLAGS)
+LDLIBS   := -lcjson -lzstd -lsentencepiece -lsentencepiece_train -lstdc++ -lm
+
+COMMON_C  := $(wildcard common/*.c)
+COMMON_CC := $(wildcard common/*.cc)
+LIBPP_OBJ := $(COMMON_C:%.c=$(B)/%.o) $(COMMON_CC:%.cc=$(B)/%.o)
+TOOLS     := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/pp-*.c))
+UNIT      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+DEPSTAMP  := build/.deps-ok
+
+CUDA_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+CUDA_OBJ  := $(patsubst cuda/%.cu,build/cuda/%.o,$(wildcard cuda/*.cu))
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+
+.PHONY: all deps test fuzz bench clean cuda
+.DELETE_ON_ERROR:
+
+all: $(TOOLS) $(if $(filter 1,$(CUDA)),cuda)
+
+# --- dependencies: a compile probe each, apt-get for what is missing (root) ---
+# name : Debian package : header : link flags
+PROBES := cJSON:libcjson-dev:cjson/cJSON.h:-lcjson \
+          zstd:libzstd-dev:zstd.h:-lzstd \
+          sentencepiece:libsentencepiece-dev:sentencepiece_processor.h:-lsentencepiece \
+          sentencepiece_train:libsentencepiece-dev:sentencepiece_trainer.h:-lsentencepiece_train \
+          OpenBLAS:libopenblas-dev:cblas.h:-lopenblas
+
+define probe_all
+missing=""; \
+for p in $(PROBES); do \
+  name=$${p%%:*}; rest=$${p#*:}; pkg=$${rest%%:*}; rest=$${rest#*:}; hdr=$${rest%%:*}; lib=$${rest#*:}; \
+  if printf '#include <%s>\nint main(void){return 0;}\n' "$$hdr" | \
+     $(CXX) -x c++ - -o /dev/null $$lib >/dev/null 2>&1; then echo "  ✓ $$name"; \
+  else echo "  ✗ $$name ($$pkg)"; missing="$$missing $$pkg"; fi; \
+done; \
+if command -v zstd >/dev/null 2>&1; then echo "  ✓ zstd CLI"; else echo "  ✗ zstd CLI (zstd)"; missing="$$missing zstd"; fi;
+endef
+
+$(DEPSTAMP):
+	@echo "pp: probing dependencies"; \
+	$(probe_all) \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "pp: installing$$missing"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null || exit 1; \
+	    echo "pp: probing again"; missing=""; $(probe_all) [ -z "$$missing" ] || exit 1; \
+	  else echo "pp: missing packages:$$missing (run 'make deps' as root or apt-get install them)"; exit 1; fi; \
+	fi; \
+	if [ "$(CUDA)" = 1 ]; then echo "  ✓ nvcc ($(NVCC)): CUDA backend built"; else echo "  ✗ nvcc: CUDA backend skipped"; fi
+	@mkdir -p build && touch $@
+
+deps:
+	@rm -f $(DEPSTAMP)
+	@$(MAKE) --no-print-directory $(DEPSTAMP)
+
+# --- libpp and the tools ---
+$(B)/common/%.o: common/%.c common/*.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/common/%.o: common/%.cc common/*.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(B)/libpp.a: $(LIBPP_OBJ)
+	$(AR) rcs $@ $^
+
+$(BIN)/pp-%: tools/pp-%.c $(B)/libpp.a common/*.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+# --- CUDA (compiled when nvcc is found; nothing here runs it) ---
+build/cuda/%.o: cuda/%.cu cuda/*.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(NVCC) -O2 $(CUDA_ARCH) -Icuda -Icommon -c $< -o $@
+
+build/libppcuda.a: $(CUDA_OBJ)
+	$(AR) rcs $@ $^
+
+build/cuda_probe: tests/gpu/cuda_probe.c build/libppcuda.a
+	$(CC) -std=c11 -O2 $(WARN) -Icuda $< build/libppcuda.a -o $@ -L$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lm -ldl -lrt -pthread
+
+cuda: build/cuda_probe
+
+# --- tests ---
+$(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libpp.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+test: $(TOOLS) $(UNIT)
+	@BIN=$(BIN) UNIT_DIR=$(B)/tests sh tests/run.sh
+
+# --- fuzzing (clang's libFuzzer) ---
+FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Icommon -fsanitize=fuzzer,address,undefined
+build/fuzz/%: tests/fuzz/%.c $(COMMON_C) $(COMMON_CC) common/*.h | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) $< $(filter-out common/spm.cc common/tokenizer.c,$(COMMON_C)) -o $@ -lcjson -lzstd -lm
+
+fuzz: $(FUZZERS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZERS)
+
+bench: $(TOOLS)
+	@sh bench/tokenize.sh
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,74 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stream.h"
+
+int pp_verbosity = 1;
+static const char *tool_name = "pp";
+
+void pp_cli_init(const char *tool)
+{
+    tool_name = tool;
+    pp_install_signal_cleanup();
+}
+
+int pp_cli_fail(const char *file, pp_status s)
+{
+    if (file)
+        fprintf(stderr, "%s: %s: %s\n", tool_name, pp_display_name(file), pp_errmsg());
+    else
+        fprintf(stderr, "%s: %s\n", tool_name, pp_errmsg());
+    return pp_exit_code(s);
+}
+
+int pp_cli_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", tool_name);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", tool_name);
+    return 64;
+}
+
+void pp_cli_say(int level, const char *fmt, ...)
+{
+    if (pp_verbosity < level) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", tool_name);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int pp_cli_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+int pp_cli_double(const char *s, double min, double max, double *out)
+{
+    if (!s || !*s) return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v) || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+void pp_cli_version(void) { printf("%s (pp) %s\n", tool_name, PP_VERSION); }

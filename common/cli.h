@@ -1,0 +1,40 @@
+/* cli.h: what every tool's main() shares. This is the one corner of libpp
+ * that writes to stderr, and only on behalf of a tool: messages in the form
+ * "pp-<tool>: <file>: <what is wrong> (<where>)", strict number parsing,
+ * --version, verbosity. */
+#ifndef PP_CLI_H
+#define PP_CLI_H
+
+#include <stdint.h>
+
+#include "status.h"
+
+#define PP_VERSION "0.1.0"
+
+/* Verbosity: 0 with -q, 1 by default, 2 with -v. */
+extern int pp_verbosity;
+
+/* Names the tool for messages and removes temporaries on SIGINT/SIGTERM. */
+void pp_cli_init(const char *tool);
+
+/* Prints "pp-<tool>: <file>: <pp_errmsg()>" (file may be NULL) and returns the
+ * exit code for s. */
+int pp_cli_fail(const char *file, pp_status s);
+
+/* Prints "pp-<tool>: <message>" and a pointer to --help; returns 64. */
+int pp_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "pp-<tool>: <message>" when pp_verbosity >= level. */
+void pp_cli_say(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a whole decimal string into [min, max]; 0 on success, else -1
+ * ("512x", "", "-1", overflow). */
+int pp_cli_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Parses a whole floating-point string into [min, max]; 0 on success. */
+int pp_cli_double(const char *s, double min, double max, double *out);
+
+/* Prints "pp-<tool> (pp) <version>" to stdout. */
+void pp_cli_version(void);
+
+#endif

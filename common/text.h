@@ -1,0 +1,32 @@
+/* text.h: growable byte buffers, UTF-8 validation, JSON string escaping. */
+#ifndef PP_TEXT_H
+#define PP_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* A growable byte string, always NUL-terminated once anything was appended.
+ * Zero-initialise ({0}) to start; pp_buf_free() releases it. */
+typedef struct pp_buf {
+    char *p;
+    size_t len, cap;
+} pp_buf;
+
+/* Makes room for n more bytes (amortised doubling). */
+pp_status pp_buf_reserve(pp_buf *b, size_t n);
+pp_status pp_buf_add(pp_buf *b, const void *data, size_t n);
+pp_status pp_buf_adds(pp_buf *b, const char *s);
+pp_status pp_buf_printf(pp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. s must be valid UTF-8;
+ * control characters, '"' and '\\' are escaped, everything else is copied. */
+pp_status pp_buf_json_string(pp_buf *b, const char *s, size_t n);
+void pp_buf_clear(pp_buf *b);
+void pp_buf_free(pp_buf *b);
+
+/* Returns 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, nothing
+ * above U+10FFFF); otherwise 0 and the offset of the first bad byte in *bad. */
+int pp_utf8_valid(const char *s, size_t n, size_t *bad);
+
+#endif

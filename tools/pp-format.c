@@ -1,0 +1,207 @@
+/* pp-format: instruction records (JSON array or JSON Lines) in, JSONL
+ * {"prompt": ..., "response": ...} out, through a prompt template. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "records.h"
+#include "stream.h"
+#include "text.h"
+
+static void usage(void)
+{
+    printf(
+"Usage: pp-format [OPTION]... [FILE|-] [-o OUT]\n"
+"Turn instruction records into JSONL {\"prompt\": ..., \"response\": ...} for pp-tokenize.\n"
+"\n"
+"FILE is a JSON array or JSON Lines (default: standard input). Recognised without\n"
+"flags: question/answer, instruction/input/output, prompt/completion, text,\n"
+"messages (role/content) and conversations (from/value).\n"
+"\n"
+"  -t, --template T         default | alpaca | raw, or a template text with\n"
+"                           {instruction}, {input} and {response} (\\n, \\t, \\\\ escapes)\n"
+"      --template-file F    read the template text from F (verbatim)\n"
+"      --instruction-field NAME   field holding the instruction (alias --question-field)\n"
+"      --input-field NAME         field holding the optional input\n"
+"      --response-field NAME      field holding the answer (alias --answer-field)\n"
+"      --text-field NAME          field holding plain text (no prompt)\n"
+"      --messages-field NAME      field holding a chat (role/content or from/value)\n"
+"      --lines              each input line is a question; write prompt-only records\n"
+"      --skip-bad           skip bad records and count them instead of failing\n"
+"  -o, --output OUT         write to OUT instead of standard output\n"
+"  -q, --quiet              no messages but errors\n"
+"  -v, --verbose            more messages\n"
+"  -h, --help               show this help\n"
+"  -V, --version            show the version\n"
+"\n"
+"The default template is \"### Instruction:\\n{instruction}\\n\\n### Response:\\n{response}\".\n"
+"Exit status: 0 ok, 64 usage, 65 bad data, 66 missing input, 73 cannot create, 74 I/O.\n"
+"See pp-format(1).\n");
+}
+
+enum { OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_SKIP };
+
+static const struct option longopts[] = {
+    {"template", required_argument, 0, 't'},
+    {"template-file", required_argument, 0, OPT_TFILE},
+    {"instruction-field", required_argument, 0, OPT_IF},
+    {"question-field", required_argument, 0, OPT_IF},
+    {"input-field", required_argument, 0, OPT_INF},
+    {"response-field", required_argument, 0, OPT_RF},
+    {"answer-field", required_argument, 0, OPT_RF},
+    {"text-field", required_argument, 0, OPT_TF},
+    {"messages-field", required_argument, 0, OPT_MF},
+    {"lines", no_argument, 0, OPT_LINES},
+    {"skip-bad", no_argument, 0, OPT_SKIP},
+    {"output", required_argument, 0, 'o'},
+    {"quiet", no_argument, 0, 'q'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0},
+};
+
+/* Writes one {"prompt": ..., "response": ...} line. */
+static pp_status emit(pp_writer *w, pp_buf *line, const pp_buf *prompt, const pp_buf *response)
+{
+    pp_buf_clear(line);
+    PP_TRY(pp_buf_adds(line, "{\"prompt\": "));
+    PP_TRY(pp_buf_json_string(line, prompt->p ? prompt->p : "", prompt->len));
+    PP_TRY(pp_buf_adds(line, ", \"response\": "));
+    PP_TRY(pp_buf_json_string(line, response->p ? response->p : "", response->len));
+    PP_TRY(pp_buf_adds(line, "}\n"));
+    return pp_write(w, line->p, line->len);
+}
+
+int main(int argc, char **argv)
+{
+    pp_cli_init("pp-format");
+    const char *tmpl_arg = "default", *tmpl_file = NULL, *out_path = "-";
+    pp_fields fields = {0};
+    int lines_mode = 0, skip_bad = 0, c;
+    while ((c = getopt_long(argc, argv, "t:o:qvhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't': tmpl_arg = optarg; break;
+        case OPT_TFILE: tmpl_file = optarg; break;
+        case OPT_IF: fields.instruction = optarg; break;
+        case OPT_INF: fields.input = optarg; break;
+        case OPT_RF: fields.response = optarg; break;
+        case OPT_TF: fields.text = optarg; break;
+        case OPT_MF: fields.messages = optarg; break;
+        case OPT_LINES: lines_mode = 1; break;
+        case OPT_SKIP: skip_bad = 1; break;
+        case 'o': out_path = optarg; break;
+        case 'q': pp_verbosity = 0; break;
+        case 'v': pp_verbosity = 2; break;
+        case 'h': usage(); return 0;
+        case 'V': pp_cli_version(); return 0;
+        default: return pp_cli_usage("invalid option");
+        }
+    }
+    if (argc - optind > 1) return pp_cli_usage("one input at most");
+    const char *in_path = optind < argc ? argv[optind] : "-";
+    if (pp_same_file(in_path, out_path)) return pp_cli_usage("output %s is the input", out_path);
+
+    pp_template *tmpl = NULL;
+    pp_reader *in = NULL;
+    pp_writer *out = NULL;
+    pp_jsonl *jl = NULL;
+    pp_buf prompt = {0}, response = {0}, line = {0};
+    const char *ctx = NULL; /* the file a failure is about */
+    unsigned long long written = 0, skipped = 0;
+    int rc = 0;
+    pp_status s;
+
+    if (tmpl_file) {
+        pp_reader *tr = NULL;
+        char *text = NULL;
+        size_t n;
+        ctx = tmpl_file;
+        s = pp_reader_open(&tr, tmpl_file);
+        if (s == PP_OK) s = pp_read_all(tr, &text, &n, 1 << 20);
+        pp_reader_close(tr);
+        if (s == PP_OK) s = pp_template_custom(&tmpl, text, 0);
+        free(text);
+    } else if (strstr(tmpl_arg, "{instruction}")) {
+        s = pp_template_custom(&tmpl, tmpl_arg, 1);
+    } else {
+        s = pp_template_builtin(&tmpl, tmpl_arg);
+    }
+    if (s != PP_OK) goto fail;
+
+    ctx = in_path;
+    if ((s = pp_reader_open(&in, in_path)) != PP_OK) goto fail;
+    ctx = out_path;
+    if ((s = pp_writer_open(&out, out_path, 0)) != PP_OK) goto fail;
+    ctx = in_path;
+
+    if (lines_mode) {
+        const char *l;
+        size_t n;
+        unsigned long long lineno = 0;
+        pp_buf empty = {0};
+        while ((s = pp_read_line(in, &l, &n)) == PP_OK && l) {
+            lineno++;
+            size_t bad;
+            if (n == 0) continue;
+            if (!pp_utf8_valid(l, n, &bad)) {
+                s = pp_fail(PP_E_DATA, "invalid UTF-8 at column %zu (line %llu)", bad + 1, lineno);
+                if (!skip_bad) goto fail;
+                pp_cli_say(2, "%s: %s", pp_display_name(in_path), pp_errmsg());
+                skipped++;
+                continue;
+            }
+            pp_buf_clear(&prompt);
+            if ((s = pp_template_prompt(tmpl, l, n, &prompt)) != PP_OK) goto fail;
+            ctx = out_path;
+            if ((s = emit(out, &line, &prompt, &empty)) != PP_OK) goto fail;
+            ctx = in_path;
+            written++;
+        }
+        if (s != PP_OK) goto fail;
+    } else {
+        if ((s = pp_jsonl_open(&jl, in)) != PP_OK) goto fail;
+        for (;;) {
+            cJSON *rec;
+            s = pp_jsonl_next(jl, &rec);
+            if (s == PP_OK && !rec) break;
+            if (s == PP_OK) {
+                s = pp_record_render(rec, &fields, tmpl, &prompt, &response);
+                if (s != PP_OK) pp_fail_ctx(s, "%s", pp_jsonl_where(jl));
+            } else if (!pp_jsonl_can_skip(jl)) {
+                goto fail;
+            }
+            if (s != PP_OK) {
+                if (!skip_bad || s != PP_E_DATA) goto fail;
+                pp_cli_say(2, "%s: %s", pp_display_name(in_path), pp_errmsg());
+                skipped++;
+                continue;
+            }
+            ctx = out_path;
+            if ((s = emit(out, &line, &prompt, &response)) != PP_OK) goto fail;
+            ctx = in_path;
+            written++;
+        }
+    }
+    ctx = out_path;
+    s = pp_writer_commit(out);
+    out = NULL;
+    if (s != PP_OK) goto fail;
+    if (skipped) pp_cli_say(1, "%s: skipped %llu bad record%s", pp_display_name(in_path), skipped,
+                            skipped == 1 ? "" : "s");
+    pp_cli_say(2, "%llu records written", written);
+    goto out;
+fail:
+    rc = pp_cli_fail(ctx, s);
+out:
+    pp_writer_abort(out);
+    pp_jsonl_close(jl);
+    pp_reader_close(in);
+    pp_template_free(tmpl);
+    pp_buf_free(&prompt);
+    pp_buf_free(&response);
+    pp_buf_free(&line);
+    return rc;
+}

@@ -38,6 +38,13 @@ int pp_cli_usage(const char *fmt, ...)
     return 64;
 }
 
+int pp_cli_bad_option(int c, char **argv, int optind)
+{
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    if (c == ':') return pp_cli_usage("option '%s' needs an argument", arg);
+    return pp_cli_usage("unrecognized option '%s'", arg);
+}
+
 void pp_cli_say(int level, const char *fmt, ...)
 {
     if (pp_verbosity < level) return;

@@ -24,6 +24,11 @@ int pp_cli_fail(const char *file, pp_status s);
 /* Prints "pp-<tool>: <message>" and a pointer to --help; returns 64. */
 int pp_cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The usage error for what getopt_long() returned as c ('?' or ':') after
+ * argv[optind - 1]; tools pass ":" first in their optstring and set opterr
+ * to 0 so that this is the only message. Returns 64. */
+int pp_cli_bad_option(int c, char **argv, int optind);
+
 /* Prints "pp-<tool>: <message>" when pp_verbosity >= level. */
 void pp_cli_say(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -61,17 +61,26 @@ static cJSON *parse_exact(const char *s, size_t n, size_t *err_off)
 /* The first non-blank line decides: '[' starts one array, read whole. */
 static pp_status load_array(pp_jsonl *jl, const char *first, size_t n1)
 {
-    char *rest;
+    /* first points into the reader's buffer: copy it before reading on. */
+    char *head = malloc(n1 + 1), *rest;
     size_t n2;
-    PP_TRY(pp_read_all(jl->r, &rest, &n2, ARRAY_MAX));
+    if (!head) return pp_fail(PP_E_NOMEM, "out of memory");
+    memcpy(head, first, n1);
+    pp_status rs = pp_read_all(jl->r, &rest, &n2, ARRAY_MAX);
+    if (rs != PP_OK) {
+        free(head);
+        return rs;
+    }
     char *doc = malloc(n1 + 1 + n2 + 1);
     if (!doc) {
+        free(head);
         free(rest);
         return pp_fail(PP_E_NOMEM, "out of memory");
     }
-    memcpy(doc, first, n1);
+    memcpy(doc, head, n1);
     doc[n1] = '\n';
     memcpy(doc + n1 + 1, rest, n2);
+    free(head);
     free(rest);
     size_t n = n1 + 1 + n2, bad;
     doc[n] = '\0';

@@ -81,7 +81,8 @@ int main(int argc, char **argv)
     const char *tmpl_arg = "default", *tmpl_file = NULL, *out_path = "-";
     pp_fields fields = {0};
     int lines_mode = 0, skip_bad = 0, c;
-    while ((c = getopt_long(argc, argv, "t:o:qvhV", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:o:qvhV", longopts, NULL)) != -1) {
         switch (c) {
         case 't': tmpl_arg = optarg; break;
         case OPT_TFILE: tmpl_file = optarg; break;
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
         case 'v': pp_verbosity = 2; break;
         case 'h': usage(); return 0;
         case 'V': pp_cli_version(); return 0;
-        default: return pp_cli_usage("invalid option");
+        default: return pp_cli_bad_option(c, argv, optind);
         }
     }
     if (argc - optind > 1) return pp_cli_usage("one input at most");

@@ -522,7 +522,8 @@ int main(int argc, char **argv)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = ncpu > 0 ? (ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu) : 1;
     int level = 3, do_dump = 0, c;
-    while ((c = getopt_long(argc, argv, "t:j:l:o:qvhV", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":t:j:l:o:qvhV", longopts, NULL)) != -1) {
         switch (c) {
         case 't': tok_path = optarg; break;
         case OPT_MAXLEN:
@@ -548,7 +549,7 @@ int main(int argc, char **argv)
         case 'v': pp_verbosity = 2; break;
         case 'h': usage(); return 0;
         case 'V': pp_cli_version(); return 0;
-        default: return pp_cli_usage("invalid option");
+        default: return pp_cli_bad_option(c, argv, optind);
         }
     }
     if (argc - optind > 1) return pp_cli_usage("one input at most");

@@ -1,0 +1,47 @@
+#!/bin/sh
+# pp-format from the command line: shapes, templates, exit codes, messages.
+. tests/cli/lib.sh
+F=$BIN/pp-format
+
+expect format_help 0 '^$' "$F --help | grep -q 'Usage: pp-format'"
+expect format_version 0 '^$' "$F --version | grep -q '^pp-format (pp) '"
+expect format_bad_option 64 "^pp-format: unrecognized option '--bogus'$" "$F --bogus"
+expect format_missing_argument 64 "^pp-format: option '-t' needs an argument$" "$F -t"
+expect format_two_inputs 64 'one input at most' "$F a b"
+expect format_missing_input 66 '^pp-format: /nonexistent.json: cannot open' "$F /nonexistent.json"
+
+printf '%s\n' '[{"question": "Who is Mr. Darcy?", "answer": "A proud gentleman."}]' >"$T/qa.json"
+expect format_classic_bytes 0 '^$' "$F $T/qa.json > $T/qa.jsonl && printf '%s\n' '{\"prompt\": \"### Instruction:\\nWho is Mr. Darcy?\\n\\n### Response:\\n\", \"response\": \"A proud gentleman.\"}' | cmp - $T/qa.jsonl"
+expect format_stdin_dash 0 '^$' "$F - < $T/qa.json | cmp - $T/qa.jsonl"
+expect format_output_file 0 '^$' "$F $T/qa.json -o $T/out.jsonl && cmp $T/out.jsonl $T/qa.jsonl"
+expect format_zstd_input 0 '^$' "zstd -q -c $T/qa.json > $T/qa.json.zst && $F $T/qa.json.zst | cmp - $T/qa.jsonl"
+expect format_refuses_overwriting_input 64 'is the input' "$F $T/qa.json -o $T/qa.json"
+expect format_uncreatable_output 73 'cannot create' "$F $T/qa.json -o /nonexistent/dir/out.jsonl"
+
+expect format_all_pp_records 0 '^$' "test \$($F data/pride_prejudice_ift.json | wc -l) -ge 500"
+expect format_eval_records 0 '^$' "test \$($F data/pride_prejudice_eval.json | wc -l) -eq 50"
+
+printf '%s\n' '{"instruction": "Add", "input": "1 2", "output": "3"}' '{"prompt": "P", "completion": "C"}' \
+    '{"text": "Plain text."}' \
+    '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}' \
+    '{"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}' >"$T/shapes.jsonl"
+expect format_every_shape 0 '^$' "$F $T/shapes.jsonl > $T/shapes.out && test \$(wc -l < $T/shapes.out) -eq 5 && grep -q '### Input:\\\\n1 2' $T/shapes.out && grep -q '\"prompt\": \"\", \"response\": \"Plain text.\"' $T/shapes.out"
+
+expect format_custom_template 0 '^$' "$F -t '<q>{instruction}</q>\\n{response}' $T/qa.json | grep -qF '{\"prompt\": \"<q>Who is Mr. Darcy?</q>\\n\", \"response\": \"A proud gentleman.\"}'"
+printf 'Q: {instruction}\\n{response}' >"$T/tmpl.txt"
+printf '%s\n' '{"prompt": "Q: Who is Mr. Darcy?\\n", "response": "A proud gentleman."}' >"$T/tmpl.want"
+expect format_template_file_verbatim 0 '^$' "$F --template-file $T/tmpl.txt $T/qa.json | cmp - $T/tmpl.want"
+expect format_unknown_template 64 'unknown template "chatml"' "$F -t chatml $T/qa.json"
+expect format_alpaca_template 0 '^$' "$F -t alpaca $T/qa.json | grep -q '^{\"prompt\": \"Below is an instruction'"
+expect format_field_flags 0 '^$' "echo '{\"q\": \"x\", \"a\": \"y\"}' | $F --question-field q --answer-field a | grep -qF '\"response\": \"y\"'"
+expect format_lines 0 '^$' "printf 'Who is Mr. Darcy?\n\nWhere is Pemberley?\n' | $F --lines | grep -c '\"response\": \"\"' | grep -qx 2"
+
+printf '%s\n' '{"question": "ok", "answer": "fine"}' '{"question": 42, "answer": "x"}' '{broken' \
+    '{"question": "q"}' '{"question": "good", "answer": "again"}' >"$T/bad.jsonl"
+expect format_bad_type_line 65 '^pp-format: .*bad.jsonl: field "question" is a number, expected a string \(line 2\)$' "$F $T/bad.jsonl"
+expect format_skip_bad_counts 0 'skipped 3 bad records' "$F --skip-bad $T/bad.jsonl | wc -l | grep -qx 2"
+expect format_broken_json_line 65 'invalid JSON at column .* \(line 1\)' "printf '{\"question\": \"a\",\n' | $F"
+expect format_array_record_number 65 '\(record 2\)' "echo '[{\"question\": \"a\", \"answer\": \"b\"}, {\"question\": \"c\"}]' | $F"
+expect format_invalid_utf8 65 'invalid UTF-8 .*\(line 1\)' "printf '{\"question\": \"caf\\351\", \"answer\": \"b\"}\n' | $F"
+expect format_no_usable_field 65 'no usable field' "echo '{\"title\": \"x\"}' | $F"
+expect format_failure_leaves_no_file 65 '' "$F $T/bad.jsonl -o $T/partial.jsonl; test ! -e $T/partial.jsonl && test -z \"\$(ls -A $T | grep partial)\" && exit 65"

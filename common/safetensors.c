@@ -272,6 +272,16 @@ pp_status pp_st_open(pp_st_reader **out, pp_reader *in)
         return s;
     }
     st->data_start = pp_reader_offset(in);
+    /* Where the size is known, check it now: no tool allocates for a data
+     * section that is not there. */
+    uint64_t left;
+    if (pp_reader_remaining(in, &left) && left != st->data_size) {
+        s = pp_fail(PP_E_DATA, "the header declares %llu bytes of data, the file has %llu (byte offset %llu)",
+                    (unsigned long long)st->data_size, (unsigned long long)left,
+                    (unsigned long long)st->data_start);
+        pp_st_close(st);
+        return s;
+    }
     *out = st;
     return PP_OK;
 }

@@ -30,6 +30,7 @@ struct pp_reader {
     size_t buf_len, buf_pos;
     uint64_t off;           /* bytes handed out */
 
+    int64_t size;           /* plain regular file or memory: total bytes, else -1 */
     char *line;             /* pp_read_line's assembly buffer */
     size_t line_cap;
 };
@@ -109,6 +110,7 @@ static pp_status reader_init(pp_reader *r)
         ZSTD_DCtx_setParameter(r->dctx, ZSTD_d_windowLogMax, PP_ZSTD_WINDOWLOG_MAX);
         r->in_len = n;
         r->frame_hint = 1;
+        r->size = -1;
     } else {
         memcpy(r->buf, r->in, n);
         r->buf_len = n;
@@ -132,6 +134,7 @@ pp_status pp_reader_open(pp_reader **out, const char *path)
     *out = NULL;
     pp_reader *r = calloc(1, sizeof *r);
     if (!r) return pp_fail(PP_E_NOMEM, "out of memory");
+    r->size = -1;
     if (strcmp(path, "-") == 0) {
         r->fd = 0;
     } else {
@@ -148,6 +151,7 @@ pp_status pp_reader_open(pp_reader **out, const char *path)
             free(r);
             return pp_fail(PP_E_NOINPUT, "is a directory");
         }
+        if (S_ISREG(st.st_mode)) r->size = st.st_size;
         r->own_fd = 1;
     }
     return reader_new(out, r);
@@ -161,6 +165,7 @@ pp_status pp_reader_open_mem(pp_reader **out, const void *data, size_t n)
     r->fd = -1;
     r->mem = data ? data : (const uint8_t *)"";
     r->mem_len = n;
+    r->size = (int64_t)n;
     return reader_new(out, r);
 }
 
@@ -305,6 +310,13 @@ pp_status pp_read_all(pp_reader *r, char **data, size_t *n, size_t max)
 }
 
 uint64_t pp_reader_offset(const pp_reader *r) { return r->off; }
+
+int pp_reader_remaining(const pp_reader *r, uint64_t *n)
+{
+    if (r->size < 0 || (uint64_t)r->size < r->off) return 0;
+    *n = (uint64_t)r->size - r->off;
+    return 1;
+}
 int pp_reader_is_zstd(const pp_reader *r) { return r->dctx != NULL; }
 
 void pp_reader_close(pp_reader *r)

@@ -59,6 +59,10 @@ pp_status pp_read_all(pp_reader *r, char **data, size_t *n, size_t max);
 /* Bytes handed out so far (decompressed), for error positions. */
 uint64_t pp_reader_offset(const pp_reader *r);
 
+/* Bytes left to read, when known without reading them: a plain regular file
+ * or memory. Returns 0 and leaves *n alone when unknown (zstd, pipes). */
+int pp_reader_remaining(const pp_reader *r, uint64_t *n);
+
 /* Nonzero when the input was zstd-compressed. */
 int pp_reader_is_zstd(const pp_reader *r);
 

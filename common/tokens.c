@@ -128,7 +128,7 @@ pp_status pp_tokens_write(pp_writer *w, const pp_tokens *t, const char *const *e
         "vocab_size", vocab, "bos_id", bos, "eos_id", eos, "records", records, "tokens", ntok,
     };
     if (n_extra > NMAX - NSTD) return pp_fail(PP_E_INTERNAL, "too much metadata");
-    memcpy(kv + 2 * NSTD, extra_kv, 2 * n_extra * sizeof *kv);
+    if (n_extra) memcpy(kv + 2 * NSTD, extra_kv, 2 * n_extra * sizeof *kv);
     uint64_t n_off = t->n_records + 1;
     pp_st_entry e[3] = {
         {"offsets", PP_U64, 1, &n_off, t->offsets},

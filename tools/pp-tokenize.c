@@ -230,7 +230,7 @@ static pp_status gather(dataset *d, worker *ws, int nw)
         PP_TRY(grow((void **)&d->tokens, &d->cap_tokens, d->n_tokens + w->ids_len, sizeof *d->tokens));
         PP_TRY(grow((void **)&d->plens, &d->cap_plens, need, sizeof *d->plens));
         PP_TRY(grow((void **)&d->offsets, &d->cap_offsets, need, sizeof *d->offsets));
-        memcpy(d->tokens + d->n_tokens, w->ids, w->ids_len * sizeof *w->ids);
+        if (w->ids_len) memcpy(d->tokens + d->n_tokens, w->ids, w->ids_len * sizeof *w->ids);
         uint64_t at = d->n_tokens;
         for (size_t i = 0; i < w->hi - w->lo; i++) {
             if (w->len[i] == 0) continue;

@@ -2,6 +2,7 @@
  * own file, and every invalid case the reader must refuse. */
 #include <stdint.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "check.h"
 #include "safetensors.h"
@@ -98,8 +99,8 @@ TEST(invalid_headers_are_refused)
         {"{\"\xff\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, "UTF-8"},
         {"{\"x\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}", 8, "overflow"},
         {"{\"x\":{\"dtype\":\"F64\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,8]}}", 8, "overflow"},
-        {"{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 3, "truncated"},
-        {"{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 5, "input goes on"},
+        {"{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 3, "declares 4 bytes of data, the file has 3"},
+        {"{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 5, "declares 4 bytes of data, the file has 5"},
         {"{\"x\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1, "dimensions"},
         {"{\"x\":[1,2]}", 0, "not an object"},
     };
@@ -109,6 +110,25 @@ TEST(invalid_headers_are_refused)
             fprintf(stderr, "  case %zu (%s): status %d, message: %s\n", i, bad[i].why, (int)s, pp_errmsg());
             check_failed = 1;
         }
+    }
+}
+
+/* Compressed input has no known size: the end is checked by reading. */
+TEST(zstd_stream_checks_the_end)
+{
+    const char *h = "{\"x\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}";
+    for (size_t nd = 3; nd <= 5; nd++) {
+        size_t n;
+        unsigned char *p = image(h, nd, 0, &n);
+        size_t cap = ZSTD_compressBound(n);
+        unsigned char *z = malloc(cap);
+        size_t zn = ZSTD_compress(z, cap, p, n, 3);
+        pp_status s = read_image(z, zn);
+        CHECK(s == (nd == 4 ? PP_OK : PP_E_DATA));
+        if (nd == 3) CHECK(strstr(pp_errmsg(), "truncated") && strstr(pp_errmsg(), "tensor x"));
+        if (nd == 5) CHECK(strstr(pp_errmsg(), "input goes on") != NULL);
+        free(z);
+        free(p);
     }
 }
 
@@ -268,6 +288,7 @@ int main(void)
     if (!mkdtemp(dir)) return 2;
     RUN(valid_minimal_files);
     RUN(invalid_headers_are_refused);
+    RUN(zstd_stream_checks_the_end);
     RUN(header_length_is_checked);
     RUN(round_trip_plain_and_zstd);
     RUN(writer_refuses_bad_entries);

@@ -121,7 +121,7 @@ test: $(TOOLS) $(UNIT)
 
 # --- fuzzing (clang's libFuzzer) ---
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Icommon -fsanitize=fuzzer,address,undefined
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Icommon -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz/%: tests/fuzz/%.c $(COMMON_C) $(COMMON_CC) common/*.h | $(DEPSTAMP)
 	@mkdir -p $(@D)
 	clang $(FUZZ_FLAGS) $< $(filter-out common/spm.cc common/tokenizer.c,$(COMMON_C)) -o $@ -lcjson -lzstd -lm

@@ -91,7 +91,7 @@ pp_failed() {
 echo "bench: checking token counts (untimed pass)"
 sh -c "$PIPE" sh "$ST" "$BIN/pp-format" "$DATA" "$BIN/pp-tokenize" "$TOKENIZER" "$OUT" \
     "$(pp_args -v)" 2> "$W/pp.stderr" || { cat "$W/pp.stderr" >&2; die "pp failed"; }
-pp_failed && exit 1
+if pp_failed; then cat "$W/pp.stderr" >&2; exit 1; fi
 summary=$(grep 'records, .* tokens' "$W/pp.stderr" | tail -n 1) || true
 stinfo=$(zstd -dc "$OUT" | python3 bench/util.py stinfo) || die "cannot read pp's dataset $OUT"
 peer=""
@@ -103,17 +103,18 @@ fi
 python3 bench/util.py check "$stinfo" "$summary" "$peer"
 
 # ---- timed runs, alternating
-echo "bench: $RUNS timed runs of each$( [ "$PEER" = 1 ] && echo ', alternating pp / peer')"
+if [ "$PEER" = 1 ]; then echo "bench: $RUNS timed runs of each, alternating pp / peer"
+else echo "bench: $RUNS timed runs of pp"; fi
 i=1
 while [ "$i" -le "$RUNS" ]; do
     python3 bench/util.py time "$PP_T" -- sh -c "$PIPE" sh "$ST" "$BIN/pp-format" "$DATA" \
         "$BIN/pp-tokenize" "$TOKENIZER" "$OUT" "$(pp_args -q)" || die "pp failed"
     pp_failed && exit 1
-    line="pp $(tail -n 1 "$PP_T" | cut -c 1-6)s"
+    line="pp $(tail -n 1 "$PP_T" | awk '{printf "%.2f", $1}')s"
     if [ "$PEER" = 1 ]; then
         python3 bench/util.py time "$PEER_T" -- "$PYTHON" bench/peer.py --threads "$PEER_THREADS" \
             "$DATA" "$TOKENIZER" > "$PEER_JSON" || die "the peer failed"
-        line="$line, peer $(tail -n 1 "$PEER_T" | cut -c 1-6)s"
+        line="$line, peer $(tail -n 1 "$PEER_T" | awk '{printf "%.2f", $1}')s"
     fi
     echo "bench: run $i/$RUNS: $line"
     i=$((i + 1))
@@ -123,7 +124,8 @@ done
 ncpu=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)
 online=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo "$ncpu")
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
-pp_threads="pp-tokenize ${PP_THREADS:-$online} encoding thread(s)$( [ -z "$PP_THREADS" ] && echo ' (default: online CPUs)') + pp-format 1 thread, in a pipe"
+if [ -n "$PP_THREADS" ]; then how="-j $PP_THREADS"; else how="default: online CPUs"; fi
+pp_threads="pp-tokenize ${PP_THREADS:-$online} encoding thread(s) ($how) + pp-format 1 thread, in a pipe"
 if [ "$PEER" = 1 ]; then
     peer_info=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]));
 print("python sentencepiece %s, sp.encode(list) num_threads=%d -> %d thread(s); json/template/numpy on 1 thread"

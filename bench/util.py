@@ -129,7 +129,7 @@ def cmd_report(argv):
         rows.append((label, nbytes / 1e6 / med, nrec / med))
     peer_mbs = rows[1][1] if len(rows) > 1 else None
     print()
-    w = max(len(r[0]) for r in rows)
+    w = max([4] + [len(r[0]) for r in rows])
     print(f"{'tool':<{w}} | {'MB/s':>7} | {'records/s':>9} | ratio vs python sentencepiece")
     print(f"{'-' * w}-|-{'-' * 7}-|-{'-' * 9}-|-{'-' * 29}")
     for label, mbs, rps in rows:

@@ -345,18 +345,22 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
 {
     if (!cJSON_IsArray(msgs))
         return pp_fail(PP_E_DATA, "field \"%s\" is %s, expected an array", field, type_name(msgs));
-    int sharegpt = strcmp(field, "conversations") == 0;
-    const char *rk = sharegpt ? "from" : "role", *ck = sharegpt ? "value" : "content";
     const char *user = NULL, *last_asst = NULL;
     size_t nuser = 0, nlast = 0, turns = 0;
     int k = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         k++;
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, rk);
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, ck);
+        /* OpenAI-style role/content or ShareGPT-style from/value, per message */
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!role && !content) {
+            role = cJSON_GetObjectItemCaseSensitive(m, "from");
+            content = cJSON_GetObjectItemCaseSensitive(m, "value");
+        }
         if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !cJSON_IsString(content))
-            return pp_fail(PP_E_DATA, "%s[%d] needs string fields \"%s\" and \"%s\"", field, k - 1, rk, ck);
+            return pp_fail(PP_E_DATA, "%s[%d] needs string fields \"role\" and \"content\" (or \"from\" and \"value\")",
+                           field, k - 1);
         const char *r = role->valuestring, *c = content->valuestring;
         size_t nc = strlen(c);
         if (strcmp(r, "system") == 0) {
@@ -375,7 +379,6 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
         } else if (strcmp(r, "assistant") == 0 || strcmp(r, "gpt") == 0 || strcmp(r, "model") == 0) {
             if (!user) return pp_fail(PP_E_DATA, "%s[%d]: an assistant turn without a user turn", field, k - 1);
             if (turns++ == 0) PP_TRY(pp_buf_adds(prompt, t->preamble));
-            if (last_asst == NULL && nlast == 0 && turns > 1) {}
             PP_TRY(render_turn(prompt, t, user, nuser, "", 0));
             /* Tentatively context; the last one is moved to the response. */
             last_asst = c;
@@ -383,7 +386,7 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
             PP_TRY(pp_buf_add(prompt, c, nc));
             user = NULL;
         } else {
-            return pp_fail(PP_E_DATA, "%s[%d]: unknown %s \"%.40s\"", field, k - 1, rk, r);
+            return pp_fail(PP_E_DATA, "%s[%d]: unknown role \"%.40s\"", field, k - 1, r);
         }
     }
     if (!last_asst || user)

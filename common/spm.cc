@@ -198,6 +198,7 @@ extern "C" pp_status pp_spm_train(pp_reader *corpus, int vocab_size, int threads
             {"split_digits", "true"},
             {"allow_whitespace_only_pieces", "true"},
             {"normalization_rule_name", "identity"},
+            {"remove_extra_whitespaces", "false"},
             {"max_sentence_length", "65536"},
             {"num_threads", std::to_string(threads > 0 ? threads : 1)},
             {"unk_id", "0"},

@@ -92,7 +92,7 @@ void pp_install_signal_cleanup(void);
  * that a tool can refuse to overwrite its input. "-" never matches. */
 int pp_same_file(const char *a, const char *b);
 
-/* The final component of path, for messages ("<stdin>" for "-"). */
+/* path as messages show it: "<stdin>" for "-" (tools say "<stdout>" themselves). */
 const char *pp_display_name(const char *path);
 
 #ifdef __cplusplus

@@ -37,7 +37,8 @@ static void usage(void)
 "  -V, --version            show the version\n"
 "\n"
 "The default template is \"### Instruction:\\n{instruction}\\n\\n### Response:\\n{response}\".\n"
-"Exit status: 0 ok, 64 usage, 65 bad data, 66 missing input, 73 cannot create, 74 I/O.\n"
+"Exit status: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error,\n"
+"73 cannot create output, 74 I/O error.\n"
 "See pp-format(1).\n");
 }
 
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
     unsigned long long written = 0, skipped = 0;
     int rc = 0;
     pp_status s;
+    const char *out_name = strcmp(out_path, "-") ? out_path : "<stdout>";
 
     if (tmpl_file) {
         pp_reader *tr = NULL;
@@ -134,7 +136,7 @@ int main(int argc, char **argv)
 
     ctx = in_path;
     if ((s = pp_reader_open(&in, in_path)) != PP_OK) goto fail;
-    ctx = out_path;
+    ctx = out_name;
     if ((s = pp_writer_open(&out, out_path, 0)) != PP_OK) goto fail;
     ctx = in_path;
 
@@ -156,7 +158,7 @@ int main(int argc, char **argv)
             }
             pp_buf_clear(&prompt);
             if ((s = pp_template_prompt(tmpl, l, n, &prompt)) != PP_OK) goto fail;
-            ctx = out_path;
+            ctx = out_name;
             if ((s = emit(out, &line, &prompt, &empty)) != PP_OK) goto fail;
             ctx = in_path;
             written++;
@@ -180,13 +182,13 @@ int main(int argc, char **argv)
                 skipped++;
                 continue;
             }
-            ctx = out_path;
+            ctx = out_name;
             if ((s = emit(out, &line, &prompt, &response)) != PP_OK) goto fail;
             ctx = in_path;
             written++;
         }
     }
-    ctx = out_path;
+    ctx = out_name;
     s = pp_writer_commit(out);
     out = NULL;
     if (s != PP_OK) goto fail;

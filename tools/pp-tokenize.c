@@ -44,7 +44,8 @@ static void usage(void)
 "  -h, --help            show this help\n"
 "  -V, --version         show the version\n"
 "\n"
-"Exit status: 0 ok, 64 usage, 65 bad data, 66 missing input, 73 cannot create, 74 I/O.\n"
+"Exit status: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error,\n"
+"73 cannot create output, 74 I/O error.\n"
 "See pp-tokenize(1) and pp-files(5).\n");
 }
 
@@ -73,6 +74,7 @@ static const struct option longopts[] = {
 #define BATCH_BYTES (8u << 20)   /* input bytes per batch */
 #define BATCH_RECORDS 65536u     /* records per batch, at most */
 #define MAX_THREADS 256
+#define DROPPED UINT32_MAX       /* a record's length when it was dropped */
 
 typedef struct opts {
     uint64_t max_len;       /* 0: no limit */
@@ -95,7 +97,7 @@ typedef struct worker {
     size_t lo, hi;          /* records [lo, hi) of the batch */
     uint32_t *ids;          /* tokens of the kept records, concatenated */
     size_t ids_len, ids_cap;
-    uint32_t *len, *plen;   /* (hi - lo) tokens and prompt tokens per record; len 0 = dropped */
+    uint32_t *len, *plen;   /* (hi - lo) tokens and prompt tokens per record; DROPPED = dropped */
     uint32_t *scratch;
     size_t scratch_cap;
     uint64_t truncated, dropped;
@@ -171,14 +173,14 @@ static pp_status encode_record(worker *w, size_t i)
         if (w->o->drop_long || plen >= w->o->max_len) {
             w->ids_len = first; /* no response token would be left: drop */
             w->dropped++;
-            len = 0;
+            len = DROPPED;
         } else {
             w->ids_len = first + w->o->max_len;
             w->truncated++;
             len = w->o->max_len;
         }
     }
-    if (len > UINT32_MAX) return pp_fail(PP_E_DATA, "record of more than 2^32 tokens");
+    if (len >= DROPPED && len != DROPPED) return pp_fail(PP_E_DATA, "record of 2^32 tokens or more");
     w->len[i - w->lo] = (uint32_t)len;
     w->plen[i - w->lo] = plen;
     return PP_OK;
@@ -233,7 +235,7 @@ static pp_status gather(dataset *d, worker *ws, int nw)
         if (w->ids_len) memcpy(d->tokens + d->n_tokens, w->ids, w->ids_len * sizeof *w->ids);
         uint64_t at = d->n_tokens;
         for (size_t i = 0; i < w->hi - w->lo; i++) {
-            if (w->len[i] == 0) continue;
+            if (w->len[i] == DROPPED) continue;
             d->offsets[d->n_records] = at;
             d->plens[d->n_records++] = w->plen[i];
             at += w->len[i];
@@ -352,7 +354,7 @@ static int tokenize(const char *tok_path, const char *in_path, const char *out_p
     snprintf(maxlen, sizeof maxlen, "%llu", (unsigned long long)o->max_len);
     const char *extra[] = {"add_bos", o->bos ? "true" : "false", "add_eos", o->eos ? "true" : "false",
                            "max_len", maxlen};
-    ctx = out_path;
+    ctx = strcmp(out_path, "-") ? out_path : "<stdout>";
     if ((s = pp_writer_open(&out, out_path, level)) != PP_OK) goto fail;
     if ((s = pp_tokens_write(out, &t, extra, 3)) != PP_OK) goto fail;
     s = pp_writer_commit(out);
@@ -464,8 +466,7 @@ static int dump(const char *tok_path, const char *in_path)
             goto fail;
         }
     }
-    fprintf(stderr, "pp-tokenize: %llu records, %llu tokens (%llu prompt, %llu trained)\n",
-            (unsigned long long)t.n_records, (unsigned long long)t.n_tokens, (unsigned long long)total_p,
+    pp_cli_say(1, "%llu records, %llu tokens (%llu prompt, %llu trained)", (unsigned long long)t.n_records, (unsigned long long)t.n_tokens, (unsigned long long)total_p,
             (unsigned long long)(t.n_tokens - total_p));
     if (fflush(stdout) != 0) {
         s = pp_fail(PP_E_IO, "write error on standard output");
@@ -497,7 +498,7 @@ static int train(uint64_t vocab, const char *in_path, const char *out_path, int 
     pp_status s = pp_reader_open(&in, in_path);
     if (s == PP_OK) s = pp_spm_train(in, (int)vocab, nthreads, &model, &n);
     if (s == PP_OK) {
-        ctx = out_path;
+        ctx = strcmp(out_path, "-") ? out_path : "<stdout>";
         s = pp_writer_open(&out, out_path, 0);
     }
     if (s == PP_OK) s = pp_write(out, model, n);

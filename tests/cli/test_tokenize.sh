@@ -35,6 +35,8 @@ expect tokenize_prompt_too_long_dropped 0 '1 record longer than 31 tokens droppe
 expect tokenize_max_len_drops 0 '2 records longer than 40 tokens dropped' "head -n 3 $T/pp.jsonl | $P -t $TOK --max-len 40 --drop-long | $P --dump | cut -f2 | grep -qx '20+20'"
 
 printf '%s\n' '{"prompt": "a", "response": "b"}' '{"prompt": 1, "response": "b"}' >"$T/bad.jsonl"
+expect tokenize_empty_records_kept 0 '' "printf '%s\\n' '{\"prompt\": \"\", \"response\": \"\"}' '{\"prompt\": \"\", \"response\": \"x\"}' | $P -t $TOK --no-bos --no-eos | $P --dump | cut -f2 | tr '\\n' ' ' | grep -qx '0+0 0+1 '"
+expect tokenize_write_error_names_stdout 74 '^pp-tokenize: <stdout>: write error' "head -n 2 $T/pp.jsonl | $P -t $TOK > /dev/full"
 expect tokenize_bad_record_line 65 '^pp-tokenize: .*bad.jsonl: field "prompt" is not a string \(line 2\)$' "$P -t $TOK $T/bad.jsonl -o $T/bad.tok"
 expect tokenize_failure_leaves_no_file 0 '' "test ! -e $T/bad.tok && ! ls -A $T | grep -q bad.tok"
 expect tokenize_broken_json 65 'invalid JSON \(line 1\)' "echo '{\"prompt\": ' | $P -t $TOK -o $T/x"

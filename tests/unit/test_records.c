@@ -97,6 +97,9 @@ TEST(field_overrides)
            "### Instruction:\nWhy?\n\n### Input:\nbecause\n\n### Response:\n", "So.");
     pp_fields t = {.text = "body"};
     EXPECT("{\"body\":\"plain\",\"question\":\"ignored\"}", &t, NULL, "", "plain");
+    pp_fields sg = {.messages = "turns"};
+    EXPECT("{\"turns\":[{\"from\":\"human\",\"value\":\"u\"},{\"from\":\"gpt\",\"value\":\"a\"}]}", &sg,
+           NULL, "### Instruction:\nu\n\n### Response:\n", "a");
     pp_fields m = {.messages = "chat"};
     EXPECT("{\"chat\":[{\"role\":\"user\",\"content\":\"u\"},{\"role\":\"assistant\",\"content\":\"a\"}]}", &m,
            NULL, "### Instruction:\nu\n\n### Response:\n", "a");

@@ -57,6 +57,16 @@ extern "C" int pp_spm_eos_id(const pp_spm *sp)
     return id >= 0 && id < sp->vocab ? id : -1;
 }
 
+extern "C" float pp_spm_score(const pp_spm *sp, int id)
+{
+    if (id < 0 || id >= sp->vocab) return 0;
+    try {
+        return sp->proc.GetScore(id);
+    } catch (...) {
+        return 0;
+    }
+}
+
 extern "C" int pp_spm_is_control(const pp_spm *sp, int id)
 {
     if (id < 0 || id >= sp->vocab) return 0;

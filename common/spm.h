@@ -26,6 +26,9 @@ void pp_spm_free(pp_spm *sp);
 int pp_spm_vocab_size(const pp_spm *sp);
 int pp_spm_bos_id(const pp_spm *sp);   /* -1 if the model has none */
 int pp_spm_eos_id(const pp_spm *sp);   /* -1 if the model has none */
+/* The score of piece id (0 if out of range). */
+float pp_spm_score(const pp_spm *sp, int id);
+
 /* Nonzero for control pieces such as <s> and </s>. */
 int pp_spm_is_control(const pp_spm *sp, int id);
 

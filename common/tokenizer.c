@@ -8,6 +8,7 @@
 #include "safetensors.h"
 #include "sha256.h"
 #include "stream.h"
+#include "text.h"
 
 #define TOKENIZER_MAX (64u << 20)
 
@@ -34,9 +35,9 @@ static pp_status from_container(pp_reader *r, const char *head, size_t nhead, ch
     return s;
 }
 
-pp_status pp_tokenizer_load(pp_spm **sp, const char *path, char sha256[65])
+/* The tokenizer.model bytes named by path (see pp_tokenizer_load). */
+static pp_status read_model(const char *path, char **out, size_t *nout)
 {
-    *sp = NULL;
     char *file = NULL;
     struct stat stt;
     if (strcmp(path, "-") != 0 && stat(path, &stt) == 0 && S_ISDIR(stt.st_mode)) {
@@ -66,15 +67,105 @@ pp_status pp_tokenizer_load(pp_spm **sp, const char *path, char sha256[65])
             nmodel = nraw;
         }
     }
-    if (s == PP_OK) s = pp_spm_load(sp, model, nmodel);
+    pp_reader_close(r);
+    free(file);
+    if (s != PP_OK) {
+        free(model);
+        return s;
+    }
+    *out = model;
+    *nout = nmodel;
+    return PP_OK;
+}
+
+/* Probe texts for the load-time check: spaces in every position, byte
+ * fallback, long words, the template's markup. */
+static const char *const probes[] = {
+    "", " ", "   ", "Hello world", "  two  spaces  ", "### Instruction:\nWho is Mr. Darcy?\n\n### Response:\n",
+    "caf\xc3\xa9 na\xc3\xafve Z\xc3\xbcrich \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x98\x80",
+    "\ttab\x01\x7f end", "supercalifragilisticexpialidocious", "1234567890 3.14159", "\xe2\x96\x81literal",
+};
+
+/* Why the fast encoder cannot stand in for the library, or NULL if it can. */
+static const char *cross_check(const pp_tokenizer *tk)
+{
+    int n = pp_spm_vocab_size(tk->spm);
+    if (pp_bpe_vocab_size(tk->bpe) != n) return "vocabulary sizes differ";
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *p = pp_bpe_piece(tk->bpe, i, &len), *q = pp_spm_id_to_piece(tk->spm, i);
+        if (!q || strlen(q) != len || memcmp(p, q, len) != 0) return "pieces differ";
+        if (pp_bpe_score(tk->bpe, i) != pp_spm_score(tk->spm, i)) return "scores differ";
+    }
+    uint32_t *a = NULL, *b = NULL;
+    size_t ca = 0, cb = 0, na, nb;
+    pp_bpe_state *st = NULL;
+    const char *why = NULL;
+    for (size_t k = 0; k < sizeof probes / sizeof *probes && !why; k++) {
+        size_t len = strlen(probes[k]);
+        if (pp_spm_encode(tk->spm, probes[k], len, &a, &ca, &na) != PP_OK ||
+            pp_bpe_encode(tk->bpe, &st, probes[k], len, &b, &cb, &nb) != PP_OK ||
+            na != nb || (na && memcmp(a, b, na * sizeof *a) != 0))
+            why = "probe texts encode differently";
+    }
+    free(a);
+    free(b);
+    pp_bpe_state_free(st);
+    return why;
+}
+
+pp_status pp_tokenizer_load(pp_tokenizer **out, const char *path)
+{
+    *out = NULL;
+    char *model = NULL;
+    size_t nmodel = 0;
+    pp_tokenizer *tk = calloc(1, sizeof *tk);
+    if (!tk) return pp_fail(PP_E_NOMEM, "out of memory");
+    pp_status s = read_model(path, &model, &nmodel);
+    if (s == PP_OK) s = pp_spm_load(&tk->spm, model, nmodel);
     if (s == PP_OK) {
         pp_sha256 c;
         pp_sha256_init(&c);
         pp_sha256_update(&c, model, nmodel);
-        pp_sha256_hex(&c, sha256);
+        pp_sha256_hex(&c, tk->sha256);
+        const char *env = getenv("PP_TOKENIZER");
+        if (env && strcmp(env, "library") == 0) {
+            snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (PP_TOKENIZER=library)");
+        } else if (pp_bpe_build(&tk->bpe, model, nmodel) != PP_OK) {
+            snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (%s)", pp_errmsg());
+        } else {
+            const char *why = cross_check(tk);
+            if (why) {
+                pp_bpe_free(tk->bpe);
+                tk->bpe = NULL;
+                snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (fast BPE off: %s)", why);
+            } else {
+                snprintf(tk->engine, sizeof tk->engine, "pp's BPE encoder (cross-checked with libsentencepiece)");
+            }
+        }
     }
     free(model);
-    pp_reader_close(r);
-    free(file);
-    return s;
+    if (s != PP_OK) {
+        pp_tokenizer_free(tk);
+        return s;
+    }
+    *out = tk;
+    return PP_OK;
+}
+
+void pp_tokenizer_free(pp_tokenizer *tk)
+{
+    if (!tk) return;
+    pp_spm_free(tk->spm);
+    pp_bpe_free(tk->bpe);
+    free(tk);
+}
+
+pp_status pp_tokenizer_encode(const pp_tokenizer *tk, pp_bpe_state **st, const char *text, size_t n,
+                              uint32_t **ids, size_t *cap, size_t *count)
+{
+    /* The fast path is exact on valid UTF-8; the library has its own rules
+     * for malformed bytes. */
+    if (tk->bpe && pp_utf8_valid(text, n, NULL)) return pp_bpe_encode(tk->bpe, st, text, n, ids, cap, count);
+    return pp_spm_encode(tk->spm, text, n, ids, cap, count);
 }

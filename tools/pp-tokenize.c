@@ -91,7 +91,7 @@ typedef struct batch {
 
 /* What a worker produces for its slice of a batch. */
 typedef struct worker {
-    const pp_spm *sp;
+    const pp_tokenizer *tk;
     const opts *o;
     const batch *b;
     size_t lo, hi;          /* records [lo, hi) of the batch */
@@ -100,6 +100,7 @@ typedef struct worker {
     uint32_t *len, *plen;   /* (hi - lo) tokens and prompt tokens per record; DROPPED = dropped */
     uint32_t *scratch;
     size_t scratch_cap;
+    pp_bpe_state *bpe;      /* the encoder's per-thread state */
     uint64_t truncated, dropped;
     pp_status s;            /* first failure, with its message */
     uint64_t err_line;
@@ -151,18 +152,18 @@ static pp_status encode_record(worker *w, size_t i)
     size_t first = w->ids_len;
     uint32_t plen = 0;
     if (s == PP_OK && w->o->bos) {
-        uint32_t bos = (uint32_t)pp_spm_bos_id(w->sp);
+        uint32_t bos = (uint32_t)pp_spm_bos_id(w->tk->spm);
         s = ids_add(w, &bos, 1);
         plen = 1;
     }
     for (int k = 0; k < 2 && s == PP_OK; k++) {
         size_t cnt = 0;
-        s = pp_spm_encode(w->sp, text[k], tn[k], &w->scratch, &w->scratch_cap, &cnt);
+        s = pp_tokenizer_encode(w->tk, &w->bpe, text[k], tn[k], &w->scratch, &w->scratch_cap, &cnt);
         if (s == PP_OK) s = ids_add(w, w->scratch, cnt);
         if (k == 0) plen += (uint32_t)cnt;
     }
     if (s == PP_OK && w->o->eos) {
-        uint32_t eos = (uint32_t)pp_spm_eos_id(w->sp);
+        uint32_t eos = (uint32_t)pp_spm_eos_id(w->tk->spm);
         s = ids_add(w, &eos, 1);
     }
     cJSON_Delete(rec);
@@ -269,7 +270,7 @@ static pp_status read_batch(pp_reader *in, batch *b, uint64_t *lineno)
 static int tokenize(const char *tok_path, const char *in_path, const char *out_path, const opts *o,
                     int nthreads, int level)
 {
-    pp_spm *sp = NULL;
+    pp_tokenizer *tk = NULL;
     pp_reader *in = NULL;
     pp_writer *out = NULL;
     batch b = {0};
@@ -279,11 +280,12 @@ static int tokenize(const char *tok_path, const char *in_path, const char *out_p
     const char *ctx = tok_path;
     uint64_t lineno = 0, truncated = 0, dropped = 0;
     int rc = 0;
-    char sha[65];
     pp_tokens t = {0};
 
-    pp_status s = pp_tokenizer_load(&sp, tok_path, sha);
+    pp_status s = pp_tokenizer_load(&tk, tok_path);
     if (s != PP_OK) goto fail;
+    pp_spm *sp = tk->spm;
+    pp_cli_say(2, "encoder: %s", tk->engine);
     if (o->bos && pp_spm_bos_id(sp) < 0) {
         s = pp_fail(PP_E_DATA, "the tokenizer has no BOS piece (use --no-bos)");
         goto fail;
@@ -311,7 +313,7 @@ static int tokenize(const char *tok_path, const char *in_path, const char *out_p
         int nw = (size_t)nthreads < b.n ? nthreads : (int)b.n;
         pthread_t th[MAX_THREADS];
         for (int k = 0; k < nw; k++) {
-            ws[k].sp = sp;
+            ws[k].tk = tk;
             ws[k].o = o;
             ws[k].b = &b;
             ws[k].lo = b.n * (size_t)k / (size_t)nw;
@@ -349,7 +351,7 @@ static int tokenize(const char *tok_path, const char *in_path, const char *out_p
     t.vocab_size = (uint32_t)pp_spm_vocab_size(sp);
     t.bos_id = pp_spm_bos_id(sp);
     t.eos_id = pp_spm_eos_id(sp);
-    memcpy(t.tokenizer_sha256, sha, 65);
+    memcpy(t.tokenizer_sha256, tk->sha256, 65);
     char maxlen[24];
     snprintf(maxlen, sizeof maxlen, "%llu", (unsigned long long)o->max_len);
     const char *extra[] = {"add_bos", o->bos ? "true" : "false", "add_eos", o->eos ? "true" : "false",
@@ -371,7 +373,7 @@ fail:
 out:
     pp_writer_abort(out);
     pp_reader_close(in);
-    pp_spm_free(sp);
+    pp_tokenizer_free(tk);
     pp_buf_free(&b.text);
     free(b.start);
     free(b.lineno);
@@ -380,6 +382,7 @@ out:
         free(ws[k].len);
         free(ws[k].plen);
         free(ws[k].scratch);
+        pp_bpe_state_free(ws[k].bpe);
     }
     free(d.tokens);
     free(d.offsets);
@@ -429,22 +432,24 @@ static pp_status render(pp_buf *o, const pp_spm *sp, const uint32_t *ids, size_t
 
 static int dump(const char *tok_path, const char *in_path)
 {
-    pp_spm *sp = NULL;
+    pp_tokenizer *tk = NULL;
+    const pp_spm *sp = NULL;
     pp_reader *in = NULL;
     pp_tokens t = {0};
     pp_buf line = {0};
-    char *tmp = NULL, sha[65];
+    char *tmp = NULL;
     size_t cap = 0;
     const char *ctx = tok_path;
     int rc = 0;
     pp_status s = PP_OK;
-    if (tok_path && (s = pp_tokenizer_load(&sp, tok_path, sha)) != PP_OK) goto fail;
+    if (tok_path && (s = pp_tokenizer_load(&tk, tok_path)) != PP_OK) goto fail;
+    if (tk) sp = tk->spm;
     ctx = in_path;
     if ((s = pp_reader_open(&in, in_path)) != PP_OK) goto fail;
     if ((s = pp_tokens_read(&t, in)) != PP_OK) goto fail;
-    if (sp && strcmp(sha, t.tokenizer_sha256) != 0) {
+    if (tk && strcmp(tk->sha256, t.tokenizer_sha256) != 0) {
         s = pp_fail(PP_E_DATA, "tokenized with another tokenizer (sha256 %.12s..., given %.12s...)",
-                    t.tokenizer_sha256, sha);
+                    t.tokenizer_sha256, tk->sha256);
         goto fail;
     }
     uint64_t total_p = 0;
@@ -479,7 +484,7 @@ fail:
 out:
     pp_tokens_free(&t);
     pp_reader_close(in);
-    pp_spm_free(sp);
+    pp_tokenizer_free(tk);
     pp_buf_free(&line);
     free(tmp);
     return rc;

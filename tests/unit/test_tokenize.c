@@ -24,12 +24,15 @@ static int ids_equal(const uint32_t *a, size_t n, const cJSON *want)
     return 1;
 }
 
-static void check_tokenizer(const char *name, const char *path)
+/* Checks both encoders: the library and, where it applies, pp's own. */
+static void check_tokenizer(const char *name, const char *path, int want_fast)
 {
-    pp_spm *sp;
-    char sha[65];
-    CHECK_STATUS(pp_tokenizer_load(&sp, path, sha), PP_OK);
-    if (!sp) return;
+    pp_tokenizer *tk;
+    CHECK_STATUS(pp_tokenizer_load(&tk, path), PP_OK);
+    if (!tk) return;
+    CHECK((tk->bpe != NULL) == want_fast);
+    const pp_spm *sp = tk->spm;
+    pp_bpe_state *st = NULL;
     const cJSON *c = cJSON_GetObjectItem(cases, name);
     CHECK(pp_spm_vocab_size(sp) == cJSON_GetObjectItem(c, "vocab_size")->valueint);
     CHECK(pp_spm_bos_id(sp) == cJSON_GetObjectItem(c, "bos_id")->valueint);
@@ -41,24 +44,30 @@ static void check_tokenizer(const char *name, const char *path)
         const char *text = cJSON_GetObjectItem(tc, "text")->valuestring;
         CHECK_STATUS(pp_spm_encode(sp, text, strlen(text), &ids, &cap, &n), PP_OK);
         if (!ids_equal(ids, n, cJSON_GetObjectItem(tc, "ids"))) {
-            fprintf(stderr, "  %s case %zu (%.40s): ids differ from Python's\n", name, k, text);
+            fprintf(stderr, "  %s case %zu (%.40s): library ids differ from Python's\n", name, k, text);
+            check_failed = 1;
+        }
+        CHECK_STATUS(pp_tokenizer_encode(tk, &st, text, strlen(text), &ids, &cap, &n), PP_OK);
+        if (!ids_equal(ids, n, cJSON_GetObjectItem(tc, "ids"))) {
+            fprintf(stderr, "  %s case %zu (%.40s): pp's ids differ from Python's\n", name, k, text);
             check_failed = 1;
         }
         k++;
     }
     CHECK(k >= 20);
     free(ids);
-    pp_spm_free(sp);
+    pp_bpe_state_free(st);
+    pp_tokenizer_free(tk);
 }
 
 TEST(ids_match_python_llama2)
 {
-    check_tokenizer("llama2", MODELS "llama2-tokenizer/tokenizer.model");
+    check_tokenizer("llama2", MODELS "llama2-tokenizer/tokenizer.model", 1);
 }
 
 TEST(ids_match_python_stories260K)
 {
-    check_tokenizer("stories260K", MODELS "stories260K"); /* a model directory */
+    check_tokenizer("stories260K", MODELS "stories260K", 1); /* a model directory */
 }
 
 TEST(pipeline_matches_python)
@@ -155,18 +164,19 @@ TEST(dataset_validation)
 
 TEST(shim_turns_library_failures_into_statuses)
 {
-    pp_spm *sp;
-    CHECK_STATUS(pp_spm_load(&sp, "definitely not a model", 22), PP_E_DATA);
-    CHECK(sp == NULL);
-    char sha[65];
-    CHECK_STATUS(pp_tokenizer_load(&sp, "/nonexistent/tokenizer.model", sha), PP_E_NOINPUT);
-    CHECK_STATUS(pp_tokenizer_load(&sp, MODELS "stories260K/tokenizer.model", sha), PP_OK);
-    if (!sp) return;
-    CHECK(strcmp(sha, "fec6aa960a1fb3ebf71d26f9b0e486afcbd76c34cf0fbfb93e21126ca9f778d3") == 0);
-    uint32_t bad[] = {5, 512};
+    pp_spm *bad;
+    CHECK_STATUS(pp_spm_load(&bad, "definitely not a model", 22), PP_E_DATA);
+    CHECK(bad == NULL);
+    pp_tokenizer *tk;
+    CHECK_STATUS(pp_tokenizer_load(&tk, "/nonexistent/tokenizer.model"), PP_E_NOINPUT);
+    CHECK_STATUS(pp_tokenizer_load(&tk, MODELS "stories260K/tokenizer.model"), PP_OK);
+    if (!tk) return;
+    const pp_spm *sp = tk->spm;
+    CHECK(strcmp(tk->sha256, "fec6aa960a1fb3ebf71d26f9b0e486afcbd76c34cf0fbfb93e21126ca9f778d3") == 0);
+    uint32_t oob[] = {5, 512};
     char *out = NULL;
     size_t cap = 0, len;
-    CHECK_STATUS(pp_spm_decode(sp, bad, 2, &out, &cap, &len), PP_E_DATA);
+    CHECK_STATUS(pp_spm_decode(sp, oob, 2, &out, &cap, &len), PP_E_DATA);
     CHECK(strstr(pp_errmsg(), "out of range") != NULL);
     uint32_t good[] = {403, 407, 261, 378};
     CHECK_STATUS(pp_spm_decode(sp, good, 4, &out, &cap, &len), PP_OK);
@@ -176,7 +186,7 @@ TEST(shim_turns_library_failures_into_statuses)
     CHECK(pp_spm_piece_to_id(sp, "<s>") == 1 && pp_spm_piece_to_id(sp, "<unk>") == 0);
     CHECK(pp_spm_piece_to_id(sp, "no such piece") == -1);
     free(out);
-    pp_spm_free(sp);
+    pp_tokenizer_free(tk);
 }
 
 TEST(train_a_tokenizer_and_round_trip)

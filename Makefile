@@ -130,7 +130,10 @@ fuzz: $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZERS)
 
 bench: $(TOOLS)
+	@echo "== pp-format | pp-tokenize, everyday text (a 1000-word vocabulary) =="
 	@sh bench/tokenize.sh
+	@echo; echo "== the same, cache-hostile text (30% of words random pseudo-words) =="
+	@BENCH_RARE=0.3 sh bench/tokenize.sh
 
 clean:
 	rm -rf build bin

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Generate the benchmark corpus: JSON Lines of {"question": ..., "answer": ...}.
 
-usage: gen.py OUT SIZE_BYTES SEED
+usage: gen.py OUT SIZE_BYTES SEED [RARE]
+
+RARE (default 0) is the fraction of words replaced by pseudo-words made of
+random syllables: with 0.3 the text has millions of distinct words, so that
+no per-word cache can hide the cost of encoding (the "cache-hostile" corpus).
 
 Deterministic for a given SEED and SIZE_BYTES (standard library only, and
 random.Random's generator and choices() are stable across Python 3 releases).
@@ -113,7 +117,18 @@ def number(r):
     return f"{r.randint(1, 500)} {r.choice(UNITS)}"
 
 
+RARE = 0.0
+SYLLABLES = [c + v for c in "bcdfghjklmnprstvwxz" for v in ("a", "e", "i", "o", "u", "ae", "ou", "y")]
+
+
+def pseudo(r):
+    w = "".join(r.choice(SYLLABLES) for _ in range(r.randint(1, 4)))
+    return w.capitalize() if r.random() < 0.1 else w
+
+
 def word(r):
+    if RARE and r.random() < RARE:
+        return pseudo(r)
     k = r.random()
     if k < 0.03:
         return r.choice(FOREIGN)
@@ -186,7 +201,9 @@ def answer(r):
 
 
 def main():
+    global RARE
     out, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    RARE = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     r = random.Random(seed)
     tmp = out + ".tmp"
     written = records = 0

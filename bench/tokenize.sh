@@ -15,7 +15,8 @@
 #
 # Environment: TOKENIZER (default ../shared/models/llama2-tokenizer/tokenizer.model),
 # PYTHON for the peer (default /opt/ppvenv/bin/python if present, else python3),
-# RUNS (5), BENCH_MB (50), BENCH_SEED (20240601), PP_THREADS and PEER_THREADS
+# RUNS (5), BENCH_MB (50), BENCH_SEED (20240601), BENCH_RARE (0: the fraction
+# of words that are random pseudo-words; 0.3 defeats word caches), PP_THREADS and PEER_THREADS
 # (default: all CPUs, each tool's own default), BIN (bin).
 # The corpus is generated once by bench/gen.py (python3, standard library) and
 # cached as build/bench/qa-*.jsonl, keyed by size, seed and gen.py's checksum.
@@ -34,6 +35,7 @@ fi
 RUNS=${RUNS:-5}
 BENCH_MB=${BENCH_MB:-50}
 BENCH_SEED=${BENCH_SEED:-20240601}
+BENCH_RARE=${BENCH_RARE:-0}
 PP_THREADS=${PP_THREADS:-}
 PEER_THREADS=${PEER_THREADS:--1}
 BIN=${BIN:-bin}
@@ -51,10 +53,10 @@ mkdir -p "$W"
 
 # ---- the corpus, generated once
 sum=$(cksum < bench/gen.py | cut -d ' ' -f 1)
-DATA=$W/qa-${BENCH_MB}MB-seed$BENCH_SEED-$sum.jsonl
+DATA=$W/qa-${BENCH_MB}MB-seed$BENCH_SEED-rare$BENCH_RARE-$sum.jsonl
 if [ ! -s "$DATA" ]; then
     echo "bench: generating $DATA (${BENCH_MB} MB, seed $BENCH_SEED)"
-    python3 bench/gen.py "$DATA" "$((BENCH_MB * 1000000))" "$BENCH_SEED" | sed 's/^/bench: /'
+    python3 bench/gen.py "$DATA" "$((BENCH_MB * 1000000))" "$BENCH_SEED" "$BENCH_RARE" | sed 's/^/bench: /'
 fi
 BYTES=$(wc -c < "$DATA" | tr -d ' ')
 RECORDS=$(grep -c . "$DATA")
@@ -139,5 +141,5 @@ fi
 echo
 python3 bench/util.py report "$BYTES" "$RECORDS" "$PP_T" "$( [ "$PEER" = 1 ] && echo "$PEER_T" || echo -)" \
     "pp" "${peer_label:-python sentencepiece}"
-echo "machine: $(uname -m), nproc $ncpu, ${cpu:-unknown CPU}; median of $RUNS runs, $BENCH_MB MB corpus"
+echo "machine: $(uname -m), nproc $ncpu, ${cpu:-unknown CPU}; median of $RUNS runs, $BENCH_MB MB corpus, rare-word fraction $BENCH_RARE"
 echo "threads: $pp_threads; $peer_info${pyver:+ (Python $pyver)}"

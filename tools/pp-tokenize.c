@@ -109,6 +109,7 @@ typedef struct worker {
 
 static pp_status ids_add(worker *w, const uint32_t *p, size_t n)
 {
+    if (n == 0) return PP_OK;
     if (w->ids_len + n > w->ids_cap) {
         size_t c = w->ids_cap ? w->ids_cap : 4096;
         while (c < w->ids_len + n) c *= 2;

@@ -121,10 +121,15 @@ test: $(TOOLS) $(UNIT)
 
 # --- fuzzing (clang's libFuzzer) ---
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Icommon -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build/fuzz/%: tests/fuzz/%.c $(COMMON_C) $(COMMON_CC) common/*.h | $(DEPSTAMP)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+build/fuzz/spm.o: common/spm.cc common/*.h | $(DEPSTAMP)
 	@mkdir -p $(@D)
-	clang $(FUZZ_FLAGS) $< $(filter-out common/spm.cc common/tokenizer.c,$(COMMON_C)) -o $@ -lcjson -lzstd -lm
+	clang++ -std=c++17 -O1 -g -Icommon $(FUZZ_SAN) -fno-sanitize=vptr -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/%: tests/fuzz/%.c $(COMMON_C) common/*.h build/fuzz/spm.o | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Icommon $(FUZZ_SAN) -fsanitize=fuzzer $< $(COMMON_C) build/fuzz/spm.o \
+	  -o $@ $(LDLIBS)
 
 fuzz: $(FUZZERS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZERS)

@@ -54,14 +54,16 @@ PROBES := cJSON:libcjson-dev:cjson/cJSON.h:-lcjson \
           sentencepiece_train:libsentencepiece-dev:sentencepiece_trainer.h:-lsentencepiece_train \
           OpenBLAS:libopenblas-dev:cblas.h:-lopenblas
 
+# The probes link into a temporary file: "-o /dev/null" run as root lets the
+# linker replace /dev/null with a regular file.
 define probe_all
-missing=""; \
+missing=""; exe=$$(mktemp); \
 for p in $(PROBES); do \
   name=$${p%%:*}; rest=$${p#*:}; pkg=$${rest%%:*}; rest=$${rest#*:}; hdr=$${rest%%:*}; lib=$${rest#*:}; \
   if printf '#include <%s>\nint main(void){return 0;}\n' "$$hdr" | \
-     $(CXX) -x c++ - -o /dev/null $$lib >/dev/null 2>&1; then echo "  ✓ $$name"; \
+     $(CXX) -x c++ - -o "$$exe" $$lib >/dev/null 2>&1; then echo "  ✓ $$name"; \
   else echo "  ✗ $$name ($$pkg)"; missing="$$missing $$pkg"; fi; \
-done; \
+done; rm -f "$$exe"; \
 if command -v zstd >/dev/null 2>&1; then echo "  ✓ zstd CLI"; else echo "  ✗ zstd CLI (zstd)"; missing="$$missing zstd"; fi;
 endef
 

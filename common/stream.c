@@ -442,6 +442,19 @@ pp_status pp_writer_open(pp_writer **out, const char *path, int zstd_level)
         *out = w;
         return PP_OK;
     }
+    /* A device or a pipe (-o /dev/null, a FIFO) is written in place:
+     * renaming a file over it would replace the device node. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        w->fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (w->fd < 0) {
+            int e = errno;
+            writer_free(w);
+            return pp_fail(PP_E_CANTCREAT, "cannot open: %s", strerror(e));
+        }
+        *out = w;
+        return PP_OK;
+    }
     w->path = strdup(path);
     /* The temporary lives beside the target, so that rename() is atomic. */
     const char *slash = strrchr(path, '/');
@@ -539,7 +552,7 @@ int pp_same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
     if (strcmp(a, "-") == 0 || strcmp(b, "-") == 0) return 0;
-    if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return 0;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0 || !S_ISREG(sa.st_mode)) return 0;
     return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 

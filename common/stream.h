@@ -71,7 +71,8 @@ void pp_reader_close(pp_reader *r);
 
 /* Opens path for writing; "-" is stdout. zstd_level 0 writes plain bytes,
  * 1..19 a zstd frame with its content checksum. A file is created as a
- * temporary in the same directory; nothing appears at path before commit. */
+ * temporary in the same directory; nothing appears at path before commit.
+ * An existing device or FIFO (/dev/null) is opened and written in place. */
 pp_status pp_writer_open(pp_writer **out, const char *path, int zstd_level);
 
 /* Appends n bytes. */

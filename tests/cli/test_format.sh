@@ -19,6 +19,7 @@ expect format_refuses_overwriting_input 64 'is the input' "$F $T/qa.json -o $T/q
 expect format_uncreatable_output 73 'cannot create' "$F $T/qa.json -o /nonexistent/dir/out.jsonl"
 
 expect format_write_error_names_stdout 74 '^pp-format: <stdout>: write error' "$F $T/qa.json > /dev/full"
+expect format_fifo_output_stays_a_fifo 0 '^$' "mkfifo $T/fifo && { cat $T/fifo > $T/fifo.out & } && $F $T/qa.json -o $T/fifo && wait && test -p $T/fifo && cmp $T/fifo.out $T/qa.jsonl"
 expect format_all_pp_records 0 '^$' "test \$($F data/pride_prejudice_ift.json | wc -l) -ge 500"
 expect format_eval_records 0 '^$' "test \$($F data/pride_prejudice_eval.json | wc -l) -eq 50"
 

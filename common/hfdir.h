@@ -1,0 +1,43 @@
+/* hfdir.h: a Hugging Face Llama directory: config.json, the weights in one
+ * model.safetensors or in shards listed by model.safetensors.index.json, and
+ * tokenizer.model. Opening reads and checks every header: each tensor the
+ * config implies must be present once, with its shape and a float dtype
+ * (F32, F16, BF16); a missing key, tensor or shard is an error naming it. */
+#ifndef PP_HFDIR_H
+#define PP_HFDIR_H
+
+#include "config.h"
+#include "safetensors.h"
+
+typedef struct pp_hfdir pp_hfdir;
+
+pp_status pp_hfdir_open(pp_hfdir **out, const char *dir);
+void pp_hfdir_close(pp_hfdir *h);
+
+const pp_config *pp_hfdir_config(const pp_hfdir *h);
+/* config.json as found (NUL-terminated). */
+const char *pp_hfdir_config_json(const pp_hfdir *h);
+
+/* The weights the model uses, in reading order (shard by shard, file order
+ * within a shard): count, and for each its shard and header entry. */
+size_t pp_hfdir_count(const pp_hfdir *h);
+const pp_tensor_info *pp_hfdir_tensor(const pp_hfdir *h, size_t i, size_t *shard);
+const char *pp_hfdir_shard_path(const pp_hfdir *h, size_t shard);
+
+/* Reads tensor i (call in order of i). Errors name the shard. */
+pp_status pp_hfdir_read(pp_hfdir *h, size_t i, void *dst);
+/* After the last read: every shard must end where its header says. */
+pp_status pp_hfdir_finish(pp_hfdir *h);
+
+/* The bytes of tokenizer.model (malloc'ed); PP_E_NOINPUT when absent. */
+pp_status pp_hfdir_tokenizer(const pp_hfdir *h, char **data, size_t *n);
+
+/* The names of the model's weights for cfg, in the model's own order; n set
+ * to the count. Returns a malloc'ed array of malloc'ed strings (free with
+ * pp_names_free). */
+char **pp_llama_weight_names(const pp_config *cfg, size_t *n);
+void pp_names_free(char **names, size_t n);
+/* The expected shape of weight name under cfg (ndim 1 or 2); 0 if unknown. */
+int pp_llama_weight_shape(const pp_config *cfg, const char *name, uint64_t shape[2]);
+
+#endif

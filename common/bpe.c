@@ -143,7 +143,7 @@ static pp_status build(pp_bpe *b, const uint8_t *model, size_t n)
                 pb s2;
                 if (!pb_field(&sub, &f, &wt, &v, &s2)) return pp_fail(PP_E_DATA, "malformed SentencePiece model");
                 if (wt != 0) continue;
-                if (f == 3) model_type = (int)v;
+                if (f == 3) model_type = v > 4 ? -1 : (int)v;
                 else if (f == 24) ws_suffix = v != 0;
                 else if (f == 35) b->byte_fallback = v != 0;
             }
@@ -198,7 +198,7 @@ static pp_status build(pp_bpe *b, const uint8_t *model, size_t n)
                 uint32_t u = (uint32_t)v;
                 memcpy(&b->score[i], &u, 4);
             } else if (f == 3 && wt == 0) {
-                b->type[i] = (uint8_t)v;
+                b->type[i] = v >= 1 && v <= 6 ? (uint8_t)v : 0; /* 0: refused below */
             }
         }
         const char *s = b->bytes + b->off[i];
@@ -529,6 +529,14 @@ pp_status pp_bpe_encode(const pp_bpe *b, pp_bpe_state **stp, const char *text, s
         memcpy(*ids + total, st->out, st->out_len * sizeof **ids);
         total += st->out_len;
         i = j;
+    }
+    /* Without byte fallback the library merges each run of unknown pieces
+     * into one <unk> (PopulateSentencePieceText), across segments too. */
+    if (!b->byte_fallback && total > 1) {
+        size_t k = 1;
+        for (size_t i = 1; i < total; i++)
+            if (!((*ids)[i] == (uint32_t)b->unk_id && (*ids)[k - 1] == (uint32_t)b->unk_id)) (*ids)[k++] = (*ids)[i];
+        total = k;
     }
     *count = total;
     return PP_OK;

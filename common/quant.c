@@ -2,7 +2,11 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "text.h"
 
 /* bitsandbytes get_4bit_type("nf4") and ("fp4"): the fp4 values are
  * [0, 0.0625, 8, 12, 4, 6, 2, 3, -0, -0.0625, -8, -12, -4, -6, -2, -3] / 12. */
@@ -70,7 +74,7 @@ static void init_codes(void)
     static const float fp4[8] = {0.0f, 0.0625f, 8.0f, 12.0f, 4.0f, 6.0f, 2.0f, 3.0f};
     for (int i = 0; i < 8; i++) {
         fp4_code[i] = fp4[i] / 12.0f;
-        fp4_code[i + 8] = -fp4[i] / 12.0f;
+        fp4_code[i + 8] = fp4[i] == 0 ? 0.0f : -fp4[i] / 12.0f; /* Python's -0 is the integer 0 */
     }
     for (int i = 0; i < 256; i++) memcpy(&dyn_code[i], &dyn_bits[i], 4);
     done = 1;
@@ -122,12 +126,25 @@ static unsigned fp4(float x)
     return (x > 0.00260417f ? 1 : 0) + sign;
 }
 
+/* bitsandbytes builds its kernels with --use_fast_math: every float
+ * operation flushes subnormal inputs and results to a zero of the same sign. */
+static inline float ftz(float x)
+{
+    return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x;
+}
+
 /* The block's absmax as the kernel reduces it: fmaxf from -FLT_MAX. */
 static float block_absmax(const float *x, size_t n)
 {
     float m = -FLT_MAX;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(ftz(x[i])));
     return m;
+}
+
+/* 1.0f / absmax, flushed: +inf for an all-zero block, 0 above 2^126. */
+static inline float inverse(float m)
+{
+    return ftz(1.0f / ftz(m));
 }
 
 void pp_quant4(uint8_t *packed, float *absmax, const float *x, size_t n, int blocksize, pp_qtype t)
@@ -137,17 +154,18 @@ void pp_quant4(uint8_t *packed, float *absmax, const float *x, size_t n, int blo
         size_t lo = b * bs, hi = lo + bs < n ? lo + bs : n;
         float m = block_absmax(x + lo, hi - lo);
         absmax[b] = m;
-        float inv = 1.0f / m;
+        float inv = inverse(m);
         for (size_t i = lo; i < hi; i++) {
-            unsigned q = t == PP_Q_FP4 ? fp4(x[i] * inv) : nf4(x[i] * inv);
+            float v = ftz(ftz(x[i]) * inv);
+            unsigned q = t == PP_Q_FP4 ? fp4(v) : nf4(v);
             if ((i & 1) == 0) packed[i / 2] = (uint8_t)(q << 4);
             else packed[i / 2] |= (uint8_t)q;
         }
     }
     /* An odd count: the last byte's low nibble quantizes the kernel's zero padding. */
     if (n & 1) {
-        float inv = 1.0f / absmax[(n - 1) / bs];
-        packed[n / 2] |= (uint8_t)(t == PP_Q_FP4 ? fp4(0.0f * inv) : nf4(0.0f * inv));
+        float v = 0.0f * inverse(absmax[(n - 1) / bs]);
+        packed[n / 2] |= (uint8_t)(t == PP_Q_FP4 ? fp4(v) : nf4(v));
     }
 }
 
@@ -201,8 +219,8 @@ void pp_quant_nested(uint8_t *q, float *nested_absmax, float *offset, const floa
         for (size_t i = 0; i < k; i++) tmp[i] = absmax[lo + i] - off;
         float m = block_absmax(tmp, k);
         nested_absmax[lo / PP_NESTED_BLOCKSIZE] = m;
-        float inv = 1.0f / m;
-        for (size_t i = 0; i < k; i++) q[lo + i] = dyn_quant(code, tmp[i] * inv);
+        float inv = inverse(m);
+        for (size_t i = 0; i < k; i++) q[lo + i] = dyn_quant(code, ftz(ftz(tmp[i]) * inv));
     }
 }
 
@@ -292,4 +310,31 @@ uint16_t pp_f32_to_f16(float f)
     uint32_t r = ((a >> 13) - (112u << 10)), rem = a & 0x1fff;
     if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) r++;
     return (uint16_t)(sign | r);
+}
+
+/* The fewest digits that read back as the same double, as Python's repr(). */
+static void shortest_repr(char *buf, size_t cap, double v)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, cap, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eni")) strncat(buf, ".0", cap - strlen(buf) - 1);
+}
+
+pp_status pp_quant_state_json(pp_buf *out, pp_qtype t, int blocksize, const char *dtype, const uint64_t *shape,
+                              int ndim, int double_quant, float offset)
+{
+    static const char *const names[] = {"nf4", "fp4", "int8"};
+    PP_TRY(pp_buf_printf(out, "{\"quant_type\": \"%s\", \"blocksize\": %d, \"dtype\": \"%s\", \"shape\": [", names[t],
+                         blocksize, dtype));
+    for (int i = 0; i < ndim; i++) PP_TRY(pp_buf_printf(out, i ? ", %llu" : "%llu", (unsigned long long)shape[i]));
+    PP_TRY(pp_buf_adds(out, "]"));
+    if (double_quant) {
+        char num[40];
+        shortest_repr(num, sizeof num, (double)offset);
+        PP_TRY(pp_buf_printf(out, ", \"nested_blocksize\": %d, \"nested_dtype\": \"float32\", \"nested_offset\": %s",
+                             PP_NESTED_BLOCKSIZE, num));
+    }
+    return pp_buf_adds(out, "}");
 }

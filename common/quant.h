@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 #define PP_NESTED_BLOCKSIZE 256
 
 typedef enum pp_qtype { PP_Q_NF4, PP_Q_FP4, PP_Q_INT8 } pp_qtype;
@@ -47,6 +49,16 @@ void pp_dequant_nested(float *absmax, const uint8_t *q, const float *nested_absm
 /* INT8: q receives n bytes, absmax one float per block. */
 void pp_quant_int8(int8_t *q, float *absmax, const float *x, size_t n, int blocksize);
 void pp_dequant_int8(float *out, const int8_t *q, const float *absmax, size_t n, int blocksize);
+
+/* Appends the JSON that bitsandbytes packs into NAME.quant_state.bitsandbytes__T
+ * (QuantState.as_dict(packed=True), json.dumps): quant_type, blocksize, dtype
+ * ("float32", "float16", "bfloat16"), shape, and with double quantization
+ * nested_blocksize, nested_dtype and nested_offset written as Python's repr of
+ * the float32 offset (shortest digits that read back exactly). For INT8 the
+ * same keys without the nested ones. */
+struct pp_buf;
+pp_status pp_quant_state_json(struct pp_buf *out, pp_qtype t, int blocksize, const char *dtype,
+                              const uint64_t *shape, int ndim, int double_quant, float offset);
 
 /* bfloat16 and float16 bit patterns widened to float (exact). */
 float pp_bf16_to_f32(uint16_t h);

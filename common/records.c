@@ -89,6 +89,9 @@ static pp_status load_array(pp_jsonl *jl, const char *first, size_t n1)
     pp_status s = PP_OK;
     if (!pp_utf8_valid(doc, n, &bad)) {
         s = pp_fail(PP_E_DATA, "invalid UTF-8 (line %llu)", (unsigned long long)(line0 + line_of(doc, bad)));
+    } else if (!pp_json_strings_clean(doc, n, &bad)) {
+        s = pp_fail(PP_E_DATA, "%s in a string (line %llu)", doc[bad] == '\\' ? "a NUL (\\u0000)" : "a control character",
+                    (unsigned long long)(line0 + line_of(doc, bad)));
     } else if (!(jl->array = parse_exact(doc, n, &bad))) {
         s = pp_fail(PP_E_DATA, "invalid JSON (line %llu)", (unsigned long long)(line0 + line_of(doc, bad)));
     } else {
@@ -137,6 +140,9 @@ pp_status pp_jsonl_next(pp_jsonl *jl, cJSON **rec)
         if (!pp_utf8_valid(line, n, &bad))
             return pp_fail(PP_E_DATA, "invalid UTF-8 at column %zu (line %llu)", bad + 1,
                            (unsigned long long)jl->line);
+        if (!pp_json_strings_clean(line, n, &bad))
+            return pp_fail(PP_E_DATA, "%s in a string at column %zu (line %llu)",
+                           line[bad] == '\\' ? "a NUL (\\u0000)" : "a control character", bad + 1, (unsigned long long)jl->line);
         jl->cur = parse_exact(line, n, &bad);
         if (!jl->cur)
             return pp_fail(PP_E_DATA, "invalid JSON at column %zu (line %llu)", bad + 1,

@@ -58,30 +58,6 @@ static pp_status bad_header(const char *what, uint64_t at)
                    (unsigned long long)at);
 }
 
-/* JSON allows control bytes only as whitespace between tokens, and a "\u0000"
- * escape would put a NUL in a name: both are refused before cJSON sees them. */
-static pp_status scan_header(const char *h, size_t n)
-{
-    int in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)h[i];
-        if (c < 0x20 && (in_str || (c != ' ' && c != '\t' && c != '\n' && c != '\r')))
-            return bad_header("control character", 8 + i);
-        if (!in_str) {
-            if (c == '"') in_str = 1;
-            continue;
-        }
-        if (c == '"') {
-            in_str = 0;
-        } else if (c == '\\' && i + 1 < n) {
-            if (h[i + 1] == 'u' && i + 5 < n && memcmp(h + i + 2, "0000", 4) == 0)
-                return bad_header("NUL character in a string", 8 + i);
-            i++;
-        }
-    }
-    return PP_OK;
-}
-
 /* A JSON number that is a non-negative integer exactly representable. */
 static int json_u64(const cJSON *v, uint64_t *out)
 {
@@ -141,7 +117,9 @@ static int by_name(const void *a, const void *b)
 static pp_status st_parse(pp_st_reader *st, char *h, size_t n)
 {
     if (!pp_utf8_valid(h, n, NULL)) return bad_header("not valid UTF-8", 8);
-    PP_TRY(scan_header(h, n));
+    size_t bad;
+    if (!pp_json_strings_clean(h, n, &bad))
+        return bad_header(h[bad] == '\\' ? "NUL character in a string" : "control character", 8 + bad);
     const char *end = NULL;
     st->root = cJSON_ParseWithLengthOpts(h, n, &end, 0);
     if (!st->root) {
@@ -261,7 +239,7 @@ pp_status pp_st_open(pp_st_reader **out, pp_reader *in)
     st->in = in;
     pp_status s = pp_read_exact(in, h, n);
     if (s != PP_OK) {
-        pp_fail(s, "truncated: the header needs %llu bytes, the input ends first", (unsigned long long)n);
+        pp_fail_ctx(s, "in the %llu-byte header", (unsigned long long)n);
     } else {
         h[n] = '\0';
         s = st_parse(st, h, n);

@@ -120,3 +120,28 @@ fail:
     if (bad) *bad = i;
     return 0;
 }
+
+int pp_json_strings_clean(const char *s, size_t n, size_t *bad)
+{
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!in_str) {
+            if (c == '"') in_str = 1;
+            else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') goto fail;
+            continue;
+        }
+        if (c < 0x20) goto fail;
+        if (c == '"') {
+            in_str = 0;
+        } else if (c == '\\' && i + 1 < n) {
+            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) goto fail;
+            i++;
+        }
+        continue;
+    fail:
+        if (bad) *bad = i;
+        return 0;
+    }
+    return 1;
+}

@@ -29,4 +29,10 @@ void pp_buf_free(pp_buf *b);
  * above U+10FFFF); otherwise 0 and the offset of the first bad byte in *bad. */
 int pp_utf8_valid(const char *s, size_t n, size_t *bad);
 
+/* Checks JSON text for what cJSON would let through into C strings: a
+ * control byte inside a string (invalid JSON) or a "\u0000" escape (a NUL
+ * that would cut the string short). Returns 1 if clean; otherwise 0 and the
+ * offset of the offending byte in *bad. */
+int pp_json_strings_clean(const char *s, size_t n, size_t *bad);
+
 #endif

@@ -142,17 +142,6 @@ static const char *torch_dtype(pp_dtype dt)
     return dt == PP_F32 ? "float32" : dt == PP_F16 ? "float16" : "bfloat16";
 }
 
-/* A float printed with the fewest digits that read back as the same double,
- * the way Python's repr() writes the offset into bitsandbytes' JSON. */
-static void shortest_repr(char *buf, size_t cap, double v)
-{
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, cap, "%.*g", p, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    if (!strpbrk(buf, ".eni")) strncat(buf, ".0", cap - strlen(buf) - 1);
-}
-
 /* One output tensor: its description and its bytes in the arena. */
 typedef struct out_t {
     char *name;
@@ -332,9 +321,7 @@ int main(int argc, char **argv)
                     goto fail;
                 pp_quant_int8((int8_t *)(p.arena + qoff), (float *)(p.arena + aoff), x, n, o.blocksize);
                 pp_dequant_int8(y, (int8_t *)(p.arena + qoff), (float *)(p.arena + aoff), n, o.blocksize);
-                s = pp_buf_printf(&json, "{\"quant_type\": \"int8\", \"blocksize\": %d, \"dtype\": \"%s\", \"shape\": [%llu, %llu]}",
-                                  o.blocksize, torch_dtype(ti->dtype), (unsigned long long)ti->shape[0],
-                                  (unsigned long long)ti->shape[1]);
+                s = pp_quant_state_json(&json, qt, o.blocksize, torch_dtype(ti->dtype), ti->shape, 2, 0, 0);
             } else {
                 if ((s = add_out(&p, ti->name, "", PP_U8, 2, (n + 1) / 2, 1, &qoff)) != PP_OK) goto fail;
                 pp_quant4(p.arena + qoff, am, x, n, o.blocksize, qt);
@@ -356,16 +343,7 @@ int main(int argc, char **argv)
                 if ((s = add_out(&p, ti->name, ".quant_map", PP_F32, 1, 16, 0, &moff)) != PP_OK) goto fail;
                 memcpy(p.arena + moff, pp_quant_code4(qt), 16 * 4);
                 pp_dequant4(y, p.arena + qoff, am, n, o.blocksize, qt);
-                s = pp_buf_printf(&json, "{\"quant_type\": \"%s\", \"blocksize\": %d, \"dtype\": \"%s\", \"shape\": [%llu, %llu]",
-                                  o.type, o.blocksize, torch_dtype(ti->dtype), (unsigned long long)ti->shape[0],
-                                  (unsigned long long)ti->shape[1]);
-                if (s == PP_OK && o.double_quant) {
-                    char num[40];
-                    shortest_repr(num, sizeof num, (double)offset);
-                    s = pp_buf_printf(&json, ", \"nested_blocksize\": %d, \"nested_dtype\": \"float32\", \"nested_offset\": %s",
-                                      PP_NESTED_BLOCKSIZE, num);
-                }
-                if (s == PP_OK) s = pp_buf_adds(&json, "}");
+                s = pp_quant_state_json(&json, qt, o.blocksize, torch_dtype(ti->dtype), ti->shape, 2, o.double_quant, offset);
             }
             if (s != PP_OK) goto fail;
             char suffix[64];

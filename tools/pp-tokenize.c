@@ -139,6 +139,9 @@ static pp_status encode_record(worker *w, size_t i)
     const char *line = b->text.p + b->start[i];
     size_t n = b->start[i + 1] - b->start[i], bad;
     if (!pp_utf8_valid(line, n, &bad)) return pp_fail(PP_E_DATA, "invalid UTF-8 at column %zu", bad + 1);
+    if (!pp_json_strings_clean(line, n, &bad))
+        return pp_fail(PP_E_DATA, "%s in a string at column %zu", line[bad] == '\\' ? "a NUL (\\u0000)" : "a control character",
+                       bad + 1);
     const char *end;
     cJSON *rec = cJSON_ParseWithLengthOpts(line, n, &end, 0);
     if (!rec) return pp_fail(PP_E_DATA, "invalid JSON");

@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,11 @@ int pp_cli_usage(const char *fmt, ...)
 int pp_cli_bad_option(int c, char **argv, int optind)
 {
     const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    /* A short option inside a group (-xq) is named by optopt, not by argv. */
+    if (optopt > 0 && optopt < 256 && !(arg[0] == '-' && arg[1] == '-')) {
+        if (c == ':') return pp_cli_usage("option '-%c' needs an argument", optopt);
+        return pp_cli_usage("unrecognized option '-%c'", optopt);
+    }
     if (c == ':') return pp_cli_usage("option '%s' needs an argument", arg);
     return pp_cli_usage("unrecognized option '%s'", arg);
 }

@@ -300,6 +300,22 @@ pp_status pp_st_read(pp_st_reader *st, const pp_tensor_info *t, void *dst)
     return PP_OK;
 }
 
+pp_status pp_st_read_part(pp_st_reader *st, const pp_tensor_info *t, void *dst, size_t n)
+{
+    uint64_t from = st->pos > t->begin ? st->pos : t->begin;
+    if (st->pos > t->end || n > t->end - from)
+        return pp_fail(PP_E_INTERNAL, "tensor read out of file order (tensor %.200s)", t->name);
+    pp_status s = PP_OK;
+    if (st->pos < t->begin) {
+        s = pp_read_skip(st->in, t->begin - st->pos);
+        if (s == PP_OK) st->pos = t->begin;
+    }
+    if (s == PP_OK) s = pp_read_exact(st->in, dst, n);
+    if (s != PP_OK) return pp_fail_ctx(s, "tensor %.200s", t->name);
+    st->pos += n;
+    return PP_OK;
+}
+
 pp_status pp_st_finish(pp_st_reader *st)
 {
     PP_TRY(pp_read_skip(st->in, st->data_size - st->pos));

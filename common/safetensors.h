@@ -68,6 +68,10 @@ uint64_t pp_st_data_size(const pp_st_reader *st);
  * file order; the ones in between are skipped. */
 pp_status pp_st_read(pp_st_reader *st, const pp_tensor_info *t, void *dst);
 
+/* Reads the next n bytes of t into dst: successive calls walk through t, the
+ * first call for a tensor skips to its beginning. Tensors in file order. */
+pp_status pp_st_read_part(pp_st_reader *st, const pp_tensor_info *t, void *dst, size_t n);
+
 /* Skips what is left of the data section and checks that the input ends
  * exactly there. Call after the last pp_st_read to validate the whole file. */
 pp_status pp_st_finish(pp_st_reader *st);

@@ -19,8 +19,9 @@ struct pp_spm {
 extern "C" pp_status pp_spm_load(pp_spm **out, const void *model, size_t n)
 {
     *out = nullptr;
+    pp_spm *sp = nullptr;
     try {
-        pp_spm *sp = new pp_spm;
+        sp = new pp_spm;
         auto st = sp->proc.LoadFromSerializedProto(
             absl::string_view(static_cast<const char *>(model), n));
         if (!st.ok()) {
@@ -35,8 +36,10 @@ extern "C" pp_status pp_spm_load(pp_spm **out, const void *model, size_t n)
         *out = sp;
         return PP_OK;
     } catch (const std::bad_alloc &) {
+        delete sp;
         return pp_fail(PP_E_NOMEM, "out of memory");
     } catch (...) {
+        delete sp;
         return pp_fail(PP_E_DATA, "not a SentencePiece model");
     }
 }

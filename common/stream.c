@@ -146,12 +146,13 @@ pp_status pp_reader_open(pp_reader **out, const char *path)
                            "cannot open: %s", strerror(e));
         }
         struct stat st;
-        if (fstat(r->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        int have_st = fstat(r->fd, &st) == 0;
+        if (have_st && S_ISDIR(st.st_mode)) {
             close(r->fd);
             free(r);
             return pp_fail(PP_E_NOINPUT, "is a directory");
         }
-        if (S_ISREG(st.st_mode)) r->size = st.st_size;
+        if (have_st && S_ISREG(st.st_mode)) r->size = st.st_size;
         r->own_fd = 1;
     }
     return reader_new(out, r);
@@ -200,6 +201,15 @@ pp_status pp_read_exact(pp_reader *r, void *dst, size_t n)
 
 pp_status pp_read_skip(pp_reader *r, uint64_t n)
 {
+    /* A plain regular file seeks over what is not in the buffer. */
+    uint64_t buffered = r->buf_len - r->buf_pos;
+    if (!r->dctx && r->fd >= 0 && r->size >= 0 && n > buffered && n - buffered <= (uint64_t)r->size - r->off - buffered) {
+        if (lseek(r->fd, (off_t)(n - buffered), SEEK_CUR) >= 0) {
+            r->off += n;
+            r->buf_pos = r->buf_len = 0;
+            return PP_OK;
+        }
+    }
     while (n > 0) {
         if (r->buf_pos == r->buf_len) PP_TRY(refill(r));
         size_t avail = r->buf_len - r->buf_pos;
@@ -370,9 +380,13 @@ void pp_install_signal_cleanup(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old;
+        /* A signal ignored by our parent (nohup, a background job) stays ignored. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -413,6 +427,23 @@ static void writer_free(pp_writer *w)
     free(w);
 }
 
+/* The file a symlink names, existing or not (malloc'ed), or NULL. */
+static char *link_target(const char *path)
+{
+    char *r = realpath(path, NULL), buf[4096];
+    if (r) return r;
+    ssize_t k = readlink(path, buf, sizeof buf - 1);
+    if (k <= 0) return NULL;
+    buf[k] = '\0';
+    const char *slash = strrchr(path, '/');
+    size_t dl = buf[0] == '/' || !slash ? 0 : (size_t)(slash - path) + 1;
+    r = malloc(dl + (size_t)k + 1);
+    if (!r) return NULL;
+    memcpy(r, path, dl);
+    memcpy(r + dl, buf, (size_t)k + 1);
+    return r;
+}
+
 pp_status pp_writer_open(pp_writer **out, const char *path, int zstd_level)
 {
     *out = NULL;
@@ -442,13 +473,18 @@ pp_status pp_writer_open(pp_writer **out, const char *path, int zstd_level)
         *out = w;
         return PP_OK;
     }
-    /* A device or a pipe (-o /dev/null, a FIFO) is written in place:
-     * renaming a file over it would replace the device node. */
+    /* Through a symlink, the file it names is the one replaced: the
+     * temporary goes beside the target, and the link stays a link. */
     struct stat st;
+    char *resolved = NULL;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && (resolved = link_target(path)) != NULL) path = resolved;
+    /* A device or a pipe (-o /dev/null, /dev/stdout, a FIFO) is written in
+     * place: renaming a file over it would replace the device node. */
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
         w->fd = open(path, O_WRONLY | O_CLOEXEC);
+        int e = errno;
+        free(resolved);
         if (w->fd < 0) {
-            int e = errno;
             writer_free(w);
             return pp_fail(PP_E_CANTCREAT, "cannot open: %s", strerror(e));
         }
@@ -456,6 +492,12 @@ pp_status pp_writer_open(pp_writer **out, const char *path, int zstd_level)
         return PP_OK;
     }
     w->path = strdup(path);
+    free(resolved);
+    if (!w->path) {
+        writer_free(w);
+        return pp_fail(PP_E_NOMEM, "out of memory");
+    }
+    path = w->path;
     /* The temporary lives beside the target, so that rename() is atomic. */
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;

@@ -12,29 +12,6 @@
 
 #define TOKENIZER_MAX (64u << 20)
 
-/* The "tokenizer.model" tensor of a pp model file. */
-static pp_status from_container(pp_reader *r, const char *head, size_t nhead, char **data, size_t *n)
-{
-    pp_reader *mr = NULL;
-    pp_st_reader *st = NULL;
-    /* head holds the whole input, already read. */
-    (void)r;
-    PP_TRY(pp_reader_open_mem(&mr, head, nhead));
-    pp_status s = pp_st_open(&st, mr);
-    const pp_tensor_info *t = s == PP_OK ? pp_st_find(st, "tokenizer.model") : NULL;
-    if (s == PP_OK && (!t || t->dtype != PP_U8))
-        s = pp_fail(PP_E_DATA, "no U8 tensor \"tokenizer.model\" in this model file");
-    if (s == PP_OK) {
-        *n = t->end - t->begin;
-        *data = malloc(*n ? *n : 1);
-        if (!*data) s = pp_fail(PP_E_NOMEM, "out of memory");
-        else s = pp_st_read(st, t, *data);
-    }
-    pp_st_close(st);
-    pp_reader_close(mr);
-    return s;
-}
-
 /* The tokenizer.model bytes named by path (see pp_tokenizer_load). */
 static pp_status read_model(const char *path, char **out, size_t *nout)
 {
@@ -48,24 +25,37 @@ static pp_status read_model(const char *path, char **out, size_t *nout)
         path = file;
     }
     pp_reader *r = NULL;
-    char *raw = NULL, *model = NULL;
-    size_t nraw = 0, nmodel = 0;
-    pp_status s = pp_reader_open(&r, path);
-    /* A pp model file is read whole here; it is small next to what a tool
-     * given a model does with it anyway. */
-    if (s == PP_OK) s = pp_read_all(r, &raw, &nraw, (size_t)1 << 40);
-    if (s == PP_OK) {
-        int container = pp_reader_is_zstd(r) || (nraw > 8 && raw[8] == '{');
-        if (container) {
-            s = from_container(r, raw, nraw, &model, &nmodel);
-            free(raw);
-        } else if (nraw > TOKENIZER_MAX) {
-            s = pp_fail(PP_E_DATA, "too large for a tokenizer.model");
-            free(raw);
-        } else {
-            model = raw;
-            nmodel = nraw;
+    char *model = NULL, head[9];
+    size_t nmodel = 0;
+    /* A pp model file or any safetensors file is read as a stream and only
+     * its tokenizer.model tensor is kept; a first look at 9 bytes decides. */
+    int container = 0;
+    pp_status s = PP_OK;
+    if (strcmp(path, "-") != 0) {
+        s = pp_reader_open(&r, path);
+        if (s == PP_OK) {
+            size_t got = 0, k;
+            while (got < 9 && (s = pp_read_some(r, head + got, 9 - got, &k)) == PP_OK && k) got += k;
+            container = pp_reader_is_zstd(r) || (got == 9 && head[8] == '{');
+            pp_reader_close(r);
+            r = NULL;
         }
+    }
+    if (s == PP_OK) s = pp_reader_open(&r, path);
+    if (s == PP_OK && container) {
+        pp_st_reader *st = NULL;
+        s = pp_st_open(&st, r);
+        const pp_tensor_info *t = s == PP_OK ? pp_st_find(st, "tokenizer.model") : NULL;
+        if (s == PP_OK && (!t || t->dtype != PP_U8 || t->end - t->begin > TOKENIZER_MAX))
+            s = pp_fail(PP_E_DATA, "no U8 tensor \"tokenizer.model\" in this safetensors file");
+        if (s == PP_OK) {
+            nmodel = (size_t)(t->end - t->begin);
+            model = malloc(nmodel ? nmodel : 1);
+            s = model ? pp_st_read(st, t, model) : pp_fail(PP_E_NOMEM, "out of memory");
+        }
+        pp_st_close(st);
+    } else if (s == PP_OK) {
+        s = pp_read_all(r, &model, &nmodel, TOKENIZER_MAX);
     }
     pp_reader_close(r);
     free(file);

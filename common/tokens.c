@@ -38,7 +38,9 @@ static pp_status check_tensor(const pp_tensor_info *t, const char *name, pp_dtyp
     return PP_OK;
 }
 
-static pp_status tokens_read(pp_tokens *t, pp_st_reader *st)
+#define CHUNK ((size_t)16 << 20)
+
+static pp_status tokens_read(pp_tokens *t, pp_st_reader *st, pp_reader *in)
 {
     const char *kind = pp_st_meta(st, "pp.kind"), *ver = pp_st_meta(st, "pp.version");
     if (!kind || strcmp(kind, "tokens") != 0)
@@ -67,19 +69,40 @@ static pp_status tokens_read(pp_tokens *t, pp_st_reader *st)
     t->n_records = records;
     t->n_tokens = to->shape[0];
 
-    /* One allocation, 8-byte aligned offsets first. Sizes are bounded by the
-     * validated header, which fits in memory only if the file is real. */
-    uint64_t nb = (of->end - of->begin) + (to->end - to->begin) + (pl->end - pl->begin);
+    /* One allocation for the three arrays, in file order, each 8-aligned.
+     * When the input's size is unknown (zstd, a pipe), the header's sizes are
+     * not trusted: the buffer grows as the bytes actually arrive. */
+    uint64_t nb = (of->end - of->begin) + (to->end - to->begin) + (pl->end - pl->begin) + 24, left;
     if (nb > SIZE_MAX) return pp_fail(PP_E_NOMEM, "dataset too large for memory");
-    t->mem = malloc(nb ? (size_t)nb : 1);
-    if (!t->mem) return pp_fail(PP_E_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nb);
-    t->offsets = t->mem;
-    t->tokens = (uint32_t *)(t->offsets + records + 1);
-    t->prompt_lens = t->tokens + t->n_tokens;
+    int known = pp_reader_remaining(in, &left);
+    size_t cap = known ? (size_t)nb : 0, at = 0, where[3];
+    if (known && !(t->mem = malloc(cap))) return pp_fail(PP_E_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nb);
     for (size_t i = 0; i < 3; i++) {
         const pp_tensor_info *ti = pp_st_tensor(st, i);
-        void *dst = ti == of ? (void *)t->offsets : ti == to ? (void *)t->tokens : (void *)t->prompt_lens;
-        PP_TRY(pp_st_read(st, ti, dst));
+        size_t n = (size_t)(ti->end - ti->begin), done = 0;
+        at = (at + 7) & ~(size_t)7;
+        where[i] = at;
+        do {
+            size_t k = n - done < CHUNK ? n - done : CHUNK;
+            if (at + k > cap) {
+                size_t c = cap ? cap : CHUNK;
+                while (c < at + k) c *= 2;
+                void *p = realloc(t->mem, c);
+                if (!p) return pp_fail(PP_E_NOMEM, "out of memory (%zu bytes)", c);
+                t->mem = p;
+                cap = c;
+            }
+            PP_TRY(pp_st_read_part(st, ti, (char *)t->mem + at, k));
+            at += k;
+            done += k;
+        } while (done < n);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        const pp_tensor_info *ti = pp_st_tensor(st, i);
+        void *p = (char *)t->mem + where[i];
+        if (ti == of) t->offsets = p;
+        else if (ti == to) t->tokens = p;
+        else t->prompt_lens = p;
     }
     PP_TRY(pp_st_finish(st));
 
@@ -108,7 +131,7 @@ pp_status pp_tokens_read(pp_tokens *t, pp_reader *r)
     memset(t, 0, sizeof *t);
     pp_st_reader *st = NULL;
     PP_TRY(pp_st_open(&st, r));
-    pp_status s = tokens_read(t, st);
+    pp_status s = tokens_read(t, st, r);
     pp_st_close(st);
     if (s != PP_OK) pp_tokens_free(t);
     return s;

@@ -302,12 +302,13 @@ static int tokenize(const char *tok_path, const char *in_path, const char *out_p
     if ((s = pp_reader_open(&in, in_path)) != PP_OK) goto fail;
     b.start = malloc((BATCH_RECORDS + 1) * sizeof *b.start);
     b.lineno = malloc(BATCH_RECORDS * sizeof *b.lineno);
+    int short_of_memory = !b.start || !b.lineno;
     for (int k = 0; k < nthreads; k++) {
         ws[k].len = malloc(BATCH_RECORDS * sizeof *ws[k].len);
         ws[k].plen = malloc(BATCH_RECORDS * sizeof *ws[k].plen);
-        if (!ws[k].len || !ws[k].plen) b.start = NULL;
+        if (!ws[k].len || !ws[k].plen) short_of_memory = 1;
     }
-    if (!b.start || !b.lineno) {
+    if (short_of_memory) {
         s = pp_fail(PP_E_NOMEM, "out of memory");
         goto fail;
     }

@@ -16,7 +16,9 @@ expect() {
     if [ "$rc" -ne "$want" ]; then
         echo "FAIL $name: exit $rc, expected $want"; sed 's/^/  | /' "$T/err" | head -5; return
     fi
-    if [ -n "$pat" ] && ! grep -Eq -- "$pat" "$T/err" && ! { [ "$pat" = '^$' ] && [ ! -s "$T/err" ]; }; then
+    if [ "$pat" = '^$' ]; then
+        if [ -s "$T/err" ]; then echo "FAIL $name: stderr is not empty"; sed 's/^/  | /' "$T/err" | head -5; return; fi
+    elif [ -n "$pat" ] && ! grep -Eq -- "$pat" "$T/err"; then
         echo "FAIL $name: stderr does not match /$pat/"; sed 's/^/  | /' "$T/err" | head -5; return
     fi
     echo "ok $name"

@@ -20,6 +20,9 @@ expect format_uncreatable_output 73 'cannot create' "$F $T/qa.json -o /nonexiste
 
 expect format_write_error_names_stdout 74 '^pp-format: <stdout>: write error' "$F $T/qa.json > /dev/full"
 expect format_fifo_output_stays_a_fifo 0 '^$' "mkfifo $T/fifo && { cat $T/fifo > $T/fifo.out & } && $F $T/qa.json -o $T/fifo && wait && test -p $T/fifo && cmp $T/fifo.out $T/qa.jsonl"
+expect format_symlink_output_stays_a_link 0 '^$' "ln -s $T/real.jsonl $T/link.jsonl && $F $T/qa.json -o $T/link.jsonl && test -L $T/link.jsonl && cmp $T/real.jsonl $T/qa.jsonl"
+expect format_grouped_bad_option 64 "^pp-format: unrecognized option '-x'\$" "$F -qx"
+expect format_ignored_hangup_stays_ignored 0 '' "mkfifo $T/hup.in && { (trap '' HUP; exec $F --lines $T/hup.in -o $T/hup.out) & pid=\$!; exec 3>$T/hup.in; sleep 0.3; kill -HUP \$pid; sleep 0.3; echo 'Who is Mr. Darcy?' >&3; exec 3>&-; wait \$pid; } && grep -q Darcy $T/hup.out"
 expect format_all_pp_records 0 '^$' "test \$($F data/pride_prejudice_ift.json | wc -l) -ge 500"
 expect format_eval_records 0 '^$' "test \$($F data/pride_prejudice_eval.json | wc -l) -eq 50"
 

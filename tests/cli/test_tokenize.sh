@@ -38,7 +38,7 @@ printf '%s\n' '{"prompt": "a", "response": "b"}' '{"prompt": 1, "response": "b"}
 expect tokenize_empty_records_kept 0 '' "printf '%s\\n' '{\"prompt\": \"\", \"response\": \"\"}' '{\"prompt\": \"\", \"response\": \"x\"}' | $P -t $TOK --no-bos --no-eos | $P --dump | cut -f2 | tr '\\n' ' ' | grep -qx '0+0 0+1 '"
 expect tokenize_write_error_names_stdout 74 '^pp-tokenize: <stdout>: write error' "head -n 2 $T/pp.jsonl | $P -t $TOK > /dev/full"
 expect tokenize_bad_record_line 65 '^pp-tokenize: .*bad.jsonl: field "prompt" is not a string \(line 2\)$' "$P -t $TOK $T/bad.jsonl -o $T/bad.tok"
-expect tokenize_failure_leaves_no_file 0 '' "test ! -e $T/bad.tok && ! ls -A $T | grep -q bad.tok"
+expect tokenize_bad_input_leaves_no_output 0 '' "test ! -e $T/bad.tok && ! ls -A $T | grep -q bad.tok"
 expect tokenize_broken_json 65 'invalid JSON \(line 1\)' "echo '{\"prompt\": ' | $P -t $TOK -o $T/x"
 expect tokenize_missing_response 65 'no field "response" \(line 1\)' "echo '{\"prompt\": \"p\"}' | $P -t $TOK -o $T/x"
 
@@ -46,3 +46,4 @@ awk 'BEGIN{for(i=0;i<400;i++) print "Elizabeth walked " i " miles to Netherfield
 expect train_vocab 0 '' "$P --train-vocab 300 $T/corpus.txt -o $T/tok.model && test -s $T/tok.model"
 expect train_vocab_tokenizer_works 0 '' "echo '{\"prompt\": \"Who walked?\", \"response\": \"Elizabeth walked 7 miles \\u00e9.\"}' | $P -t $T/tok.model | $P --dump -t $T/tok.model | grep -qF '[[<s>Who walked?]]Elizabeth walked 7 miles é.</s>'"
 expect train_vocab_bad_size 64 'train-vocab wants' "$P --train-vocab 3 $T/corpus.txt -o $T/tok2.model"
+

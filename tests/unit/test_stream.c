@@ -164,6 +164,9 @@ TEST(trailing_garbage_is_an_error_concatenated_frames_are_not)
     free(z);
 }
 
+/* pp caps the window at 2^27, which is also libzstd's default limit: this
+ * checks the property (such frames are refused as bad data, not decoded with
+ * 256 MiB of memory), whichever of the two enforces it. */
 TEST(decoder_window_is_capped)
 {
     /* A streamed frame (no content size) that declares a 256 MiB window. */

@@ -162,6 +162,31 @@ TEST(dataset_validation)
     pp_reader_close(r);
 }
 
+/* A small compressed file whose header declares 2^40 records: the input's
+ * size is unknown, so nothing may be allocated on the header's word alone. */
+TEST(huge_declared_sizes_are_bad_data_not_huge_allocations)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/huge.zst", dir);
+    uint64_t nrec = 1ull << 40, noff = nrec + 1, zero = 0;
+    pp_st_entry e[3] = {{"offsets", PP_U64, 1, &noff, NULL}, {"tokens", PP_U32, 1, &zero, NULL},
+                        {"prompt_lens", PP_U32, 1, &nrec, NULL}};
+    const char *kv[] = {"pp.kind", "tokens", "pp.version", "1", "tokenizer.sha256",
+                        "0000000000000000000000000000000000000000000000000000000000000000", "vocab_size", "32000",
+                        "bos_id", "1", "eos_id", "2", "records", "1099511627776"};
+    pp_writer *w;
+    CHECK_STATUS(pp_writer_open(&w, path, 3), PP_OK);
+    CHECK_STATUS(pp_st_write_header(w, e, 3, kv, 7), PP_OK);
+    CHECK_STATUS(pp_write(w, "only a few bytes of data", 24), PP_OK);
+    CHECK_STATUS(pp_writer_commit(w), PP_OK);
+    pp_reader *r;
+    pp_tokens t;
+    CHECK_STATUS(pp_reader_open(&r, path), PP_OK);
+    CHECK_STATUS(pp_tokens_read(&t, r), PP_E_DATA);
+    CHECK(strstr(pp_errmsg(), "truncated") != NULL);
+    pp_reader_close(r);
+}
+
 TEST(shim_turns_library_failures_into_statuses)
 {
     pp_spm *bad;
@@ -234,6 +259,7 @@ int main(void)
     RUN(ids_match_python_stories260K);
     RUN(pipeline_matches_python);
     RUN(dataset_validation);
+    RUN(huge_declared_sizes_are_bad_data_not_huge_allocations);
     RUN(shim_turns_library_failures_into_statuses);
     RUN(train_a_tokenizer_and_round_trip);
     cJSON_Delete(cases);

@@ -24,10 +24,10 @@ OPT     := -O2
 endif
 
 WARN     := -Wall -Wextra
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -Icommon $(SANFLAGS)
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fopenmp -Icommon $(SANFLAGS)
 CXXFLAGS += -std=c++17 $(OPT) -g $(WARN) -pthread -Icommon $(SANFLAGS)
-LDFLAGS  += -pthread $(SANFLAGS)
-LDLIBS   := -lcjson -lzstd -lsentencepiece -lsentencepiece_train -lstdc++ -lm
+LDFLAGS  += -pthread -fopenmp $(SANFLAGS)
+LDLIBS   := -lcjson -lzstd -lsentencepiece -lsentencepiece_train -lopenblas -lstdc++ -lm
 
 COMMON_C  := $(wildcard common/*.c)
 COMMON_CC := $(wildcard common/*.cc)
@@ -130,7 +130,7 @@ build/fuzz/spm.o: common/spm.cc common/*.h | $(DEPSTAMP)
 
 build/fuzz/%: tests/fuzz/%.c $(COMMON_C) common/*.h build/fuzz/spm.o | $(DEPSTAMP)
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -Icommon $(FUZZ_SAN) -fsanitize=fuzzer $< $(COMMON_C) build/fuzz/spm.o \
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Icommon $(FUZZ_SAN) -fsanitize=fuzzer $< $(filter-out common/backend_cpu.c,$(COMMON_C)) build/fuzz/spm.o \
 	  -o $@ $(LDLIBS)
 
 fuzz: $(FUZZERS)

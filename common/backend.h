@@ -1,0 +1,76 @@
+/* backend.h: the compute seam. The model code (llama.c) calls these
+ * operations through a table and never asks which backend it has; the CPU
+ * backend (backend_cpu.c: fp32, OpenBLAS, OpenMP) is the reference, the CUDA
+ * backend implements the same table. Buffers passed to an operation live in
+ * the backend's memory (host memory for the CPU).
+ *
+ * Shapes follow the convention of HF's nn.Linear: a weight is [rows, cols] =
+ * [out_features, in_features], and out = x · Wᵀ. Activations are row-major
+ * [n tokens, width] float32. */
+#ifndef PP_BACKEND_H
+#define PP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/* How a frozen weight is stored. */
+typedef enum pp_wtype { PP_W_F32, PP_W_F16, PP_W_BF16, PP_W_NF4, PP_W_FP4, PP_W_INT8 } pp_wtype;
+
+typedef struct pp_weight {
+    pp_wtype type;
+    int rows, cols;         /* [out, in]; a vector (norm weight) has rows = 1 */
+    int blocksize;          /* quantized types */
+    const void *data;       /* F32/F16/BF16 values, packed nibbles or int8 codes */
+    const float *absmax;    /* (blocks) quantized types; nested absmax already resolved */
+} pp_weight;
+
+typedef struct pp_backend pp_backend;
+
+typedef struct pp_backend_ops {
+    const char *name;
+    /* Memory: one allocation per category; zeroed. */
+    void *(*alloc)(pp_backend *be, size_t bytes);
+    void (*free)(pp_backend *be, void *p);
+    void (*upload)(pp_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download)(pp_backend *be, void *dst, const void *src, size_t bytes);
+    /* Scratch for the operations below: weights up to weight_elems values,
+     * attention over up to seq positions. Call before using them. */
+    pp_status (*reserve)(pp_backend *be, size_t weight_elems, int seq);
+
+    /* out[i, :] = table row ids[i], widened to fp32. out (n, dim) */
+    void (*embed)(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n);
+    /* out = x / sqrt(mean(x²) + eps) * w, per row. out, x (n, dim); w (dim) */
+    void (*rmsnorm)(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, float eps);
+    /* out (n, rows) = x (n, cols) · Wᵀ, or out += that when accumulate. */
+    void (*matmul)(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int accumulate);
+    /* Rotates q (n, n_heads*hd) and k (n, n_kv*hd) in place by position
+     * pos0 + i, Hugging Face's rotate_half layout (pairs i, i + hd/2). */
+    void (*rope)(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta);
+    /* Causal attention of n new queries at positions pos0.. against the
+     * cache holding positions 0..pos0+n-1. out, q (n, n_heads*hd);
+     * kc, vc (max_seq, n_kv*hd) for this layer. GQA: query head h reads
+     * key/value head h / (n_heads / n_kv). */
+    void (*attention)(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
+                      int n_heads, int n_kv, int hd);
+    /* out = silu(gate) * up, elementwise over n values. */
+    void (*swiglu)(pp_backend *be, float *out, const float *gate, const float *up, size_t n);
+    /* x += y over n values. */
+    void (*add)(pp_backend *be, float *x, const float *y, size_t n);
+} pp_backend_ops;
+
+struct pp_backend {
+    const pp_backend_ops *ops;
+    int threads;
+    void *priv;             /* the backend's own state (scratch buffers) */
+};
+
+/* The CPU backend with the given number of threads (0: all cores). */
+pp_status pp_backend_cpu(pp_backend **out, int threads);
+void pp_backend_free(pp_backend *be);
+
+/* Bytes of a weight's data. */
+size_t pp_weight_bytes(const pp_weight *w);
+
+#endif

@@ -1,0 +1,298 @@
+/* backend_cpu.c: the reference backend. fp32 activations; matrix products
+ * through OpenBLAS (a non-fp32 weight is widened or dequantized into one
+ * scratch buffer right before its product); decoding steps (a few rows) use
+ * fused kernels that read the weight in its stored form, since there the
+ * cost is reading the weight once. Everything else is OpenMP loops. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "quant.h"
+
+#define FUSED_MAX_ROWS 4    /* up to this many tokens: fused kernels */
+
+typedef struct cpu {
+    float *wbuf;            /* a dequantized weight (rows * cols), grown as needed */
+    size_t wcap;
+    float *att;             /* attention scores, per thread (threads * seq) */
+    size_t attcap;
+} cpu;
+
+static int grow(float **p, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 1;
+    float *q = realloc(*p, need * sizeof *q);
+    if (!q) return 0;
+    *p = q;
+    *cap = need;
+    return 1;
+}
+
+static void *cpu_alloc(pp_backend *be, size_t bytes)
+{
+    (void)be;
+    return calloc(1, bytes ? bytes : 1);
+}
+
+static void cpu_free(pp_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static void cpu_copy(pp_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    memcpy(dst, src, bytes);
+}
+
+static pp_status cpu_reserve(pp_backend *be, size_t weight_elems, int seq)
+{
+    cpu *c = be->priv;
+    if (!grow(&c->wbuf, &c->wcap, weight_elems) || !grow(&c->att, &c->attcap, (size_t)be->threads * (size_t)seq))
+        return pp_fail(PP_E_NOMEM, "out of memory for the CPU backend's scratch");
+    return PP_OK;
+}
+
+/* Row r of w widened to fp32 into out (w->cols values). */
+static void widen_row(float *out, const pp_weight *w, int r)
+{
+    size_t c = (size_t)w->cols, at = (size_t)r * c;
+    switch (w->type) {
+    case PP_W_F32: memcpy(out, (const float *)w->data + at, c * 4); break;
+    case PP_W_BF16:
+        for (size_t i = 0; i < c; i++) out[i] = pp_bf16_to_f32(((const uint16_t *)w->data)[at + i]);
+        break;
+    case PP_W_F16:
+        for (size_t i = 0; i < c; i++) out[i] = pp_f16_to_f32(((const uint16_t *)w->data)[at + i]);
+        break;
+    case PP_W_NF4:
+    case PP_W_FP4: {
+        const float *code = pp_quant_code4(w->type == PP_W_FP4 ? PP_Q_FP4 : PP_Q_NF4);
+        const uint8_t *p = w->data;
+        for (size_t i = 0; i < c; i++) {
+            size_t k = at + i;
+            unsigned q = (k & 1) ? p[k / 2] & 15 : p[k / 2] >> 4;
+            out[i] = code[q] * w->absmax[k / (size_t)w->blocksize];
+        }
+        break;
+    }
+    case PP_W_INT8:
+        for (size_t i = 0; i < c; i++) {
+            size_t k = at + i;
+            out[i] = (float)((const int8_t *)w->data)[k] * (w->absmax[k / (size_t)w->blocksize] / 127.0f);
+        }
+        break;
+    }
+}
+
+static void cpu_embed(pp_backend *be, float *out, const pp_weight *t, const uint32_t *ids, int n)
+{
+    (void)be;
+    for (int i = 0; i < n; i++) widen_row(out + (size_t)i * t->cols, t, (int)ids[i]);
+}
+
+static void cpu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, float eps)
+{
+    int dim = w->cols;
+    const float *g = w->data; /* norm weights are kept in fp32 by the loader */
+#pragma omp parallel for num_threads(be->threads) if (n > 1)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim;
+        float *oi = out + (size_t)i * dim;
+        float ss = 0;
+        for (int j = 0; j < dim; j++) ss += xi[j] * xi[j];
+        float r = 1.0f / sqrtf(ss / (float)dim + eps);
+        for (int j = 0; j < dim; j++) oi[j] = g[j] * (xi[j] * r);
+    }
+}
+
+/* Fused product for a few rows of x against a stored weight: each thread
+ * takes a range of the weight's rows and reads them once. */
+static void fused(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
+{
+    int rows = w->rows, cols = w->cols;
+    const float *code = pp_quant_code4(w->type == PP_W_FP4 ? PP_Q_FP4 : PP_Q_NF4);
+#pragma omp parallel for num_threads(be->threads) schedule(static)
+    for (int r = 0; r < rows; r++) {
+        float sum[FUSED_MAX_ROWS] = {0};
+        size_t at = (size_t)r * cols;
+        if (w->type == PP_W_BF16 || w->type == PP_W_F16) {
+            const uint16_t *h = (const uint16_t *)w->data + at;
+            for (int c = 0; c < cols; c++) {
+                float v = w->type == PP_W_BF16 ? pp_bf16_to_f32(h[c]) : pp_f16_to_f32(h[c]);
+                for (int t = 0; t < n; t++) sum[t] += v * x[(size_t)t * cols + c];
+            }
+        } else if (w->type == PP_W_INT8) {
+            const int8_t *q = (const int8_t *)w->data + at;
+            for (int c = 0; c < cols; c++) {
+                float v = (float)q[c] * (w->absmax[(at + c) / (size_t)w->blocksize] / 127.0f);
+                for (int t = 0; t < n; t++) sum[t] += v * x[(size_t)t * cols + c];
+            }
+        } else { /* NF4 / FP4: a 16-entry table per block */
+            const uint8_t *p = w->data;
+            size_t bs = (size_t)w->blocksize;
+            for (int c = 0; c < cols;) {
+                size_t k = at + (size_t)c, blk = k / bs;
+                size_t end = (blk + 1) * bs - at;
+                if (end > (size_t)cols) end = (size_t)cols;
+                float lut[16], a = w->absmax[blk];
+                for (int j = 0; j < 16; j++) lut[j] = code[j] * a;
+                for (; c < (int)end; c++) {
+                    size_t kk = at + (size_t)c;
+                    float v = lut[(kk & 1) ? p[kk / 2] & 15 : p[kk / 2] >> 4];
+                    for (int t = 0; t < n; t++) sum[t] += v * x[(size_t)t * cols + c];
+                }
+            }
+        }
+        for (int t = 0; t < n; t++) {
+            float *o = out + (size_t)t * rows + r;
+            *o = acc ? *o + sum[t] : sum[t];
+        }
+    }
+}
+
+static void cpu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
+{
+    cpu *c = be->priv;
+    const float *W = w->data;
+    if (w->type != PP_W_F32) {
+        if (n <= FUSED_MAX_ROWS) {
+            fused(be, out, x, w, n, acc);
+            return;
+        }
+        if ((size_t)w->rows * w->cols > c->wcap) { /* not reserved: the fused kernel, in slices */
+            for (int t = 0; t < n; t += FUSED_MAX_ROWS)
+                fused(be, out + (size_t)t * w->rows, x + (size_t)t * w->cols, w, n - t < FUSED_MAX_ROWS ? n - t : FUSED_MAX_ROWS, acc);
+            return;
+        }
+#pragma omp parallel for num_threads(be->threads) schedule(static)
+        for (int r = 0; r < w->rows; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
+        W = c->wbuf;
+    }
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, w->rows, w->cols, 1.0f, W, w->cols, x, 1, acc ? 1.0f : 0.0f, out, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, w->rows, w->cols, 1.0f, x, w->cols, W, w->cols,
+                    acc ? 1.0f : 0.0f, out, w->rows);
+}
+
+static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
+{
+    int half = hd / 2;
+#pragma omp parallel for num_threads(be->threads) if (n > 1)
+    for (int i = 0; i < n; i++) {
+        float pos = (float)(pos0 + i);
+        for (int j = 0; j < half; j++) {
+            /* as transformers computes it, in float32: inv_freq = 1 / theta^(2j/hd) */
+            float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
+            float a = pos * inv, cs = cosf(a), sn = sinf(a);
+            for (int h = 0; h < n_heads + n_kv; h++) {
+                float *v = h < n_heads ? q + ((size_t)i * n_heads + h) * hd : k + ((size_t)i * n_kv + (h - n_heads)) * hd;
+                float x1 = v[j], x2 = v[j + half];
+                v[j] = x1 * cs - x2 * sn;
+                v[j + half] = x2 * cs + x1 * sn;
+            }
+        }
+    }
+}
+
+static void cpu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
+                          int n_heads, int n_kv, int hd)
+{
+    cpu *c = be->priv;
+    int seq = pos0 + n, group = n_heads / n_kv, kvd = n_kv * hd; /* seq <= the reserved length */
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for num_threads(be->threads) collapse(2) schedule(dynamic)
+    for (int i = 0; i < n; i++) {
+        for (int h = 0; h < n_heads; h++) {
+            float *s = c->att + (size_t)omp_get_thread_num() * seq;
+            const float *qi = q + ((size_t)i * n_heads + h) * hd;
+            int kvh = h / group, last = pos0 + i;
+            float mx = -INFINITY;
+            for (int j = 0; j <= last; j++) {
+                const float *kj = kc + (size_t)j * kvd + (size_t)kvh * hd;
+                float d = 0;
+                for (int e = 0; e < hd; e++) d += qi[e] * kj[e];
+                s[j] = d * scale;
+                if (s[j] > mx) mx = s[j];
+            }
+            float sum = 0;
+            for (int j = 0; j <= last; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            float *o = out + ((size_t)i * n_heads + h) * hd;
+            memset(o, 0, (size_t)hd * sizeof *o);
+            for (int j = 0; j <= last; j++) {
+                const float *vj = vc + (size_t)j * kvd + (size_t)kvh * hd;
+                float p = s[j] / sum;
+                for (int e = 0; e < hd; e++) o[e] += p * vj[e];
+            }
+        }
+    }
+}
+
+static void cpu_swiglu(pp_backend *be, float *out, const float *gate, const float *up, size_t n)
+{
+#pragma omp parallel for num_threads(be->threads) if (n > 4096)
+    for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+static void cpu_add(pp_backend *be, float *x, const float *y, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static const pp_backend_ops cpu_ops = {
+    "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
+    cpu_swiglu, cpu_add,
+};
+
+pp_status pp_backend_cpu(pp_backend **out, int threads)
+{
+    *out = NULL;
+    pp_backend *be = calloc(1, sizeof *be);
+    cpu *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        return pp_fail(PP_E_NOMEM, "out of memory");
+    }
+    be->ops = &cpu_ops;
+    be->threads = threads > 0 ? threads : omp_get_num_procs();
+    be->priv = c;
+    openblas_set_num_threads(be->threads);
+    *out = be;
+    return PP_OK;
+}
+
+void pp_backend_free(pp_backend *be)
+{
+    if (!be) return;
+    cpu *c = be->priv;
+    if (c) {
+        free(c->wbuf);
+        free(c->att);
+        free(c);
+    }
+    free(be);
+}
+
+size_t pp_weight_bytes(const pp_weight *w)
+{
+    size_t n = (size_t)w->rows * (size_t)w->cols;
+    switch (w->type) {
+    case PP_W_F32: return 4 * n;
+    case PP_W_F16:
+    case PP_W_BF16: return 2 * n;
+    case PP_W_NF4:
+    case PP_W_FP4: return (n + 1) / 2;
+    case PP_W_INT8: return n;
+    }
+    return 0;
+}

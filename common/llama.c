@@ -1,0 +1,389 @@
+#include "llama.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hfdir.h"
+#include "quant.h"
+#include "safetensors.h"
+#include "stream.h"
+
+/* ------------------------------------------------------------------ loading */
+
+/* A tensor as read from the source, wherever it came from. */
+typedef struct src {
+    const char *name;
+    pp_dtype dtype;
+    int ndim;
+    uint64_t shape[PP_ST_MAX_DIMS];
+    size_t nbytes;
+    const void *data;       /* in m->mem, 64-byte aligned */
+} src;
+
+typedef struct srcs {
+    src *t;
+    size_t n;
+} srcs;
+
+static const src *get(const srcs *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->t[i].name, name) == 0) return &s->t[i];
+    return NULL;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The quantization of weight name in a pp model file, from its quant-state
+ * JSON; *t stays -1 for a plain tensor. */
+static pp_status quant_state(const srcs *s, const char *name, int *t, int *blocksize, float *offset, int *nested)
+{
+    static const char *const suffix[] = {".quant_state.bitsandbytes__nf4", ".quant_state.bitsandbytes__fp4",
+                                         ".quant_state.pp__int8"};
+    *t = -1;
+    for (int k = 0; k < 3; k++) {
+        char key[512];
+        snprintf(key, sizeof key, "%s%s", name, suffix[k]);
+        const src *js = get(s, key);
+        if (!js) continue;
+        cJSON *o = cJSON_ParseWithLength(js->data, (size_t)js->shape[0]);
+        const cJSON *bs = cJSON_GetObjectItemCaseSensitive(o, "blocksize");
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(o, "nested_offset");
+        pp_status st = PP_OK;
+        if (!cJSON_IsNumber(bs) || bs->valueint < 2 || bs->valueint > (1 << 20))
+            st = pp_fail(PP_E_DATA, "quant_state without a valid blocksize (tensor %s)", key);
+        else {
+            *t = k == 0 ? PP_W_NF4 : k == 1 ? PP_W_FP4 : PP_W_INT8;
+            *blocksize = bs->valueint;
+            *nested = cJSON_IsNumber(off);
+            *offset = *nested ? (float)off->valuedouble : 0.0f;
+        }
+        cJSON_Delete(o);
+        return st;
+    }
+    return PP_OK;
+}
+
+/* Fills w from the source tensor name with the shape cfg implies; norms are
+ * widened to fp32 into *f; quantized absmax values are resolved into *f. */
+static pp_status take(const pp_config *cfg, const srcs *s, const char *name, pp_weight *w, float **f)
+{
+    uint64_t shape[2];
+    int nd = pp_llama_weight_shape(cfg, name, shape);
+    const src *t = get(s, name);
+    if (!t) return pp_fail(PP_E_DATA, "tensor missing (tensor %s)", name);
+    memset(w, 0, sizeof *w);
+    w->rows = nd == 2 ? (int)shape[0] : 1;
+    w->cols = nd == 2 ? (int)shape[1] : (int)shape[0];
+    size_t n = (size_t)w->rows * (size_t)w->cols;
+    int qt, bs, nested;
+    float offset;
+    PP_TRY(quant_state(s, name, &qt, &bs, &offset, &nested));
+    if (qt >= 0) {
+        char key[512];
+        w->type = (pp_wtype)qt;
+        w->blocksize = bs;
+        w->data = t->data;
+        size_t nb = pp_quant_blocks(n, bs), want = qt == PP_W_INT8 ? n : (n + 1) / 2;
+        if ((qt == PP_W_INT8 ? t->dtype != PP_I8 : t->dtype != PP_U8) || t->nbytes != want)
+            return pp_fail(PP_E_DATA, "quantized data of %zu bytes, the shape needs %zu (tensor %s)", t->nbytes, want, name);
+        snprintf(key, sizeof key, "%s.absmax", name);
+        const src *am = get(s, key);
+        if (!am) return pp_fail(PP_E_DATA, "tensor missing (tensor %s)", key);
+        if (!nested) {
+            if (am->dtype != PP_F32 || am->shape[0] != nb) return pp_fail(PP_E_DATA, "expected F32 [%zu] (tensor %s)", nb, key);
+            memcpy(*f, am->data, nb * 4);
+        } else {
+            snprintf(key, sizeof key, "%s.nested_absmax", name);
+            const src *na = get(s, key);
+            size_t nn = pp_quant_blocks(nb, PP_NESTED_BLOCKSIZE);
+            if (am->dtype != PP_U8 || am->shape[0] != nb) return pp_fail(PP_E_DATA, "expected U8 [%zu] (tensor %s.absmax)", nb, name);
+            if (!na || na->dtype != PP_F32 || na->shape[0] != nn) return pp_fail(PP_E_DATA, "expected F32 [%zu] (tensor %s)", nn, key);
+            float *nested_absmax = malloc(nn * 4);
+            if (!nested_absmax) return pp_fail(PP_E_NOMEM, "out of memory");
+            memcpy(nested_absmax, na->data, nn * 4);
+            pp_dequant_nested(*f, am->data, nested_absmax, offset, nb);
+            free(nested_absmax);
+        }
+        w->absmax = *f;
+        *f += nb;
+        return PP_OK;
+    }
+    if (t->ndim != nd || t->shape[0] != shape[0] || (nd == 2 && t->shape[1] != shape[1]))
+        return pp_fail(PP_E_DATA, "wrong shape (tensor %s)", name);
+    if (t->dtype != PP_F32 && t->dtype != PP_F16 && t->dtype != PP_BF16)
+        return pp_fail(PP_E_DATA, "dtype %s, expected F32, F16 or BF16 (tensor %s)", pp_dtype_name(t->dtype), name);
+    if (nd == 1) { /* a norm: fp32 */
+        for (size_t i = 0; i < n; i++) {
+            const uint16_t *h = t->data;
+            (*f)[i] = t->dtype == PP_F32 ? ((const float *)t->data)[i] : t->dtype == PP_BF16 ? pp_bf16_to_f32(h[i]) : pp_f16_to_f32(h[i]);
+        }
+        w->type = PP_W_F32;
+        w->data = *f;
+        *f += n;
+        return PP_OK;
+    }
+    w->type = t->dtype == PP_F32 ? PP_W_F32 : t->dtype == PP_BF16 ? PP_W_BF16 : PP_W_F16;
+    w->data = t->data;
+    return PP_OK;
+}
+
+/* Bytes of fp32 side data (norms, resolved absmax) the model needs. */
+static size_t side_floats(const pp_config *cfg, const srcs *s, char **names, size_t nn)
+{
+    size_t f = 0;
+    for (size_t i = 0; i < nn; i++) {
+        uint64_t shape[2];
+        int nd = pp_llama_weight_shape(cfg, names[i], shape), qt, bs, nested;
+        float off;
+        size_t n = nd == 2 ? (size_t)(shape[0] * shape[1]) : (size_t)shape[0];
+        if (nd == 1) f += n;
+        else if (quant_state(s, names[i], &qt, &bs, &off, &nested) == PP_OK && qt >= 0) f += pp_quant_blocks(n, bs);
+    }
+    return f;
+}
+
+static pp_status assign(pp_llama *m, const srcs *s)
+{
+    const pp_config *c = &m->cfg;
+    size_t nn;
+    char **names = pp_llama_weight_names(c, &nn);
+    if (!names) return pp_fail(PP_E_NOMEM, "out of memory");
+    m->fmem = malloc(side_floats(c, s, names, nn) * sizeof(float) + 64);
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    pp_status st = m->fmem && m->layers ? PP_OK : pp_fail(PP_E_NOMEM, "out of memory");
+    float *f = m->fmem;
+    for (size_t i = 0; i < nn && st == PP_OK; i++) {
+        const char *n = names[i];
+        pp_weight *w = NULL;
+        int l;
+        if (!strcmp(n, "model.embed_tokens.weight")) w = &m->embed;
+        else if (!strcmp(n, "model.norm.weight")) w = &m->norm;
+        else if (!strcmp(n, "lm_head.weight")) w = &m->lm_head;
+        else if (sscanf(n, "model.layers.%d.", &l) == 1) {
+            pp_llama_layer *L = &m->layers[l];
+            w = strstr(n, "input_layernorm") ? &L->attn_norm : strstr(n, "post_attention_layernorm") ? &L->ffn_norm
+              : strstr(n, "q_proj") ? &L->wq : strstr(n, "k_proj") ? &L->wk : strstr(n, "v_proj") ? &L->wv
+              : strstr(n, "o_proj") ? &L->wo : strstr(n, "gate_proj") ? &L->w_gate : strstr(n, "up_proj") ? &L->w_up
+              : &L->w_down;
+        }
+        st = take(c, s, n, w, &f);
+    }
+    if (st == PP_OK && c->tie_embeddings) m->lm_head = m->embed;
+    if (st == PP_OK) {
+        static const char *const q[] = {"f32", "f16", "bf16", "nf4", "fp4", "int8"};
+        snprintf(m->quant, sizeof m->quant, "%s", c->n_layers ? q[m->layers[0].wq.type] : "f32");
+    }
+    pp_names_free(names, nn);
+    return st;
+}
+
+/* A Hugging Face directory: every weight read once into m->mem. */
+static pp_status load_dir(pp_llama *m, const char *path, srcs *s)
+{
+    pp_hfdir *h;
+    PP_TRY(pp_hfdir_open(&h, path));
+    m->cfg = *pp_hfdir_config(h);
+    size_t n = pp_hfdir_count(h), total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const pp_tensor_info *t = pp_hfdir_tensor(h, i, NULL);
+        total += align64((size_t)(t->end - t->begin));
+    }
+    pp_status st = PP_OK;
+    m->mem = malloc(total ? total : 1);
+    s->t = calloc(n ? n : 1, sizeof *s->t);
+    if (!m->mem || !s->t) st = pp_fail(PP_E_NOMEM, "out of memory (%zu MiB of weights)", total >> 20);
+    size_t at = 0;
+    for (size_t i = 0; i < n && st == PP_OK; i++) {
+        const pp_tensor_info *t = pp_hfdir_tensor(h, i, NULL);
+        src *e = &s->t[s->n++];
+        e->name = strdup(t->name);
+        e->dtype = t->dtype;
+        e->ndim = t->ndim;
+        memcpy(e->shape, t->shape, sizeof e->shape);
+        e->nbytes = (size_t)(t->end - t->begin);
+        e->data = (char *)m->mem + at;
+        if (!e->name) st = pp_fail(PP_E_NOMEM, "out of memory");
+        if (st == PP_OK) st = pp_hfdir_read(h, i, (char *)m->mem + at);
+        at += align64(e->nbytes);
+    }
+    if (st == PP_OK) st = pp_hfdir_finish(h);
+    m->mem_bytes = total;
+    if (st == PP_OK && pp_hfdir_tokenizer(h, &m->tokenizer, &m->tokenizer_len) != PP_OK) {
+        m->tokenizer = NULL; /* a model without a tokenizer runs on ids */
+        m->tokenizer_len = 0;
+    }
+    pp_hfdir_close(h);
+    return st;
+}
+
+/* A pp model file, read as a stream, each tensor at an aligned place. */
+static pp_status load_file(pp_llama *m, const char *path, srcs *s)
+{
+    pp_reader *r;
+    pp_st_reader *st = NULL;
+    PP_TRY(pp_reader_open(&r, path));
+    pp_status e = pp_st_open(&st, r);
+    const char *kind = e == PP_OK ? pp_st_meta(st, "pp.kind") : NULL;
+    if (e == PP_OK && (!kind || strcmp(kind, "model") != 0))
+        e = pp_fail(PP_E_DATA, "not a pp model file (metadata pp.kind is \"%.40s\")", kind ? kind : "");
+    const char *cfg = e == PP_OK ? pp_st_meta(st, "config") : NULL;
+    if (e == PP_OK && !cfg) e = pp_fail(PP_E_DATA, "no config in the metadata");
+    if (e == PP_OK) e = pp_config_parse(&m->cfg, cfg, strlen(cfg));
+    size_t n = e == PP_OK ? pp_st_count(st) : 0, total = 0;
+    for (size_t i = 0; i < n; i++) total += align64((size_t)(pp_st_tensor(st, i)->end - pp_st_tensor(st, i)->begin));
+    if (e == PP_OK) {
+        m->mem = malloc(total ? total : 1);
+        s->t = calloc(n ? n : 1, sizeof *s->t);
+        if (!m->mem || !s->t) e = pp_fail(PP_E_NOMEM, "out of memory (%zu MiB of weights)", total >> 20);
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < n && e == PP_OK; i++) {
+        const pp_tensor_info *t = pp_st_tensor(st, i);
+        src *x = &s->t[s->n++];
+        x->name = strdup(t->name);
+        x->dtype = t->dtype;
+        x->ndim = t->ndim;
+        memcpy(x->shape, t->shape, sizeof x->shape);
+        x->nbytes = (size_t)(t->end - t->begin);
+        x->data = (char *)m->mem + at;
+        if (!x->name) e = pp_fail(PP_E_NOMEM, "out of memory");
+        if (e == PP_OK) e = pp_st_read(st, t, (char *)m->mem + at);
+        at += align64(x->nbytes);
+    }
+    if (e == PP_OK) e = pp_st_finish(st);
+    m->mem_bytes = total;
+    const src *tok = e == PP_OK ? get(s, "tokenizer.model") : NULL;
+    if (tok && tok->dtype == PP_U8 && (m->tokenizer = malloc(tok->nbytes + 1))) {
+        memcpy(m->tokenizer, tok->data, tok->nbytes);
+        m->tokenizer_len = tok->nbytes;
+    }
+    pp_st_close(st);
+    pp_reader_close(r);
+    return e;
+}
+
+pp_status pp_llama_load(pp_llama *m, const char *path)
+{
+    memset(m, 0, sizeof *m);
+    struct stat st;
+    srcs s = {0};
+    int dir = strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    pp_status e = dir ? load_dir(m, path, &s) : load_file(m, path, &s);
+    if (e == PP_OK) e = assign(m, &s);
+    for (size_t i = 0; i < s.n; i++) free((char *)s.t[i].name);
+    free(s.t);
+    if (e != PP_OK) pp_llama_free(m);
+    return e;
+}
+
+void pp_llama_free(pp_llama *m)
+{
+    free(m->layers);
+    free(m->tokenizer);
+    free(m->mem);
+    free(m->fmem);
+    memset(m, 0, sizeof *m);
+}
+
+/* ------------------------------------------------------------------ forward */
+
+pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_seq, int max_batch)
+{
+    memset(s, 0, sizeof *s);
+    const pp_config *c = &m->cfg;
+    s->m = m;
+    s->be = be;
+    s->max_seq = max_seq;
+    s->max_batch = max_batch;
+    size_t kvd = (size_t)c->n_kv_heads * c->head_dim, qd = (size_t)c->n_heads * c->head_dim, B = (size_t)max_batch;
+    size_t cache = (size_t)c->n_layers * (size_t)max_seq * kvd;
+    size_t act = 2 * B * (size_t)c->dim + 2 * B * qd + 2 * B * (size_t)c->hidden + B * (size_t)c->vocab;
+    s->kc = be->ops->alloc(be, cache * sizeof(float));
+    s->vc = be->ops->alloc(be, cache * sizeof(float));
+    s->act = be->ops->alloc(be, act * sizeof(float));
+    if (!s->kc || !s->vc || !s->act) {
+        pp_infer_free(s);
+        return pp_fail(PP_E_NOMEM, "out of memory for a context of %d tokens", max_seq);
+    }
+    float *p = s->act;
+    s->x = p, p += B * c->dim;
+    s->xb = p, p += B * c->dim;
+    s->q = p, p += B * qd;
+    s->att = p, p += B * qd;
+    s->g = p, p += B * c->hidden;
+    s->u = p, p += B * c->hidden;
+    s->logits = p;
+    size_t biggest = (size_t)c->vocab * c->dim;
+    if ((size_t)c->hidden * c->dim > biggest) biggest = (size_t)c->hidden * c->dim;
+    if (qd * c->dim > biggest) biggest = qd * c->dim;
+    pp_status st = be->ops->reserve(be, biggest, max_seq);
+    if (st != PP_OK) pp_infer_free(s);
+    return st;
+}
+
+void pp_infer_free(pp_infer *s)
+{
+    if (s->be) {
+        s->be->ops->free(s->be, s->kc);
+        s->be->ops->free(s->be, s->vc);
+        s->be->ops->free(s->be, s->act);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+void pp_infer_reset(pp_infer *s) { s->pos = 0; }
+
+/* One chunk of n <= max_batch tokens. */
+static void forward_chunk(pp_infer *s, const uint32_t *ids, int n, float *logits, int all)
+{
+    const pp_llama *m = s->m;
+    const pp_config *c = &m->cfg;
+    pp_backend *be = s->be;
+    const pp_backend_ops *op = be->ops;
+    int hd = c->head_dim, kvd = c->n_kv_heads * hd, pos0 = s->pos;
+    size_t per_layer = (size_t)s->max_seq * kvd;
+    op->embed(be, s->x, &m->embed, ids, n);
+    for (int l = 0; l < c->n_layers; l++) {
+        const pp_llama_layer *L = &m->layers[l];
+        float *kc = s->kc + l * per_layer, *vc = s->vc + l * per_layer;
+        op->rmsnorm(be, s->xb, s->x, &L->attn_norm, n, c->norm_eps);
+        op->matmul(be, s->q, s->xb, &L->wq, n, 0);
+        op->matmul(be, kc + (size_t)pos0 * kvd, s->xb, &L->wk, n, 0); /* straight into the cache */
+        op->matmul(be, vc + (size_t)pos0 * kvd, s->xb, &L->wv, n, 0);
+        op->rope(be, s->q, kc + (size_t)pos0 * kvd, n, pos0, c->n_heads, c->n_kv_heads, hd, c->rope_theta);
+        op->attention(be, s->att, s->q, kc, vc, n, pos0, c->n_heads, c->n_kv_heads, hd);
+        op->matmul(be, s->x, s->att, &L->wo, n, 1); /* the residual add is the accumulate */
+        op->rmsnorm(be, s->xb, s->x, &L->ffn_norm, n, c->norm_eps);
+        op->matmul(be, s->g, s->xb, &L->w_gate, n, 0);
+        op->matmul(be, s->u, s->xb, &L->w_up, n, 0);
+        op->swiglu(be, s->g, s->g, s->u, (size_t)n * c->hidden);
+        op->matmul(be, s->x, s->g, &L->w_down, n, 1);
+    }
+    s->pos += n;
+    if (!logits) return;
+    int first = all ? 0 : n - 1, rows = n - first;
+    op->rmsnorm(be, s->xb, s->x + (size_t)first * c->dim, &m->norm, rows, c->norm_eps);
+    op->matmul(be, s->logits, s->xb, &m->lm_head, rows, 0);
+    op->download(be, logits, s->logits, (size_t)rows * c->vocab * sizeof(float));
+}
+
+pp_status pp_infer_forward(pp_infer *s, const uint32_t *ids, int n, float *logits, int all)
+{
+    const pp_config *c = &s->m->cfg;
+    if (n <= 0) return pp_fail(PP_E_USAGE, "no tokens");
+    if (s->pos + n > s->max_seq)
+        return pp_fail(PP_E_DATA, "%d tokens exceed the context of %d", s->pos + n, s->max_seq);
+    for (int i = 0; i < n; i++)
+        if (ids[i] >= (uint32_t)c->vocab) return pp_fail(PP_E_DATA, "token id %u outside the vocabulary of %d", ids[i], c->vocab);
+    for (int done = 0; done < n; done += s->max_batch) {
+        int k = n - done < s->max_batch ? n - done : s->max_batch, last = done + k == n;
+        float *out = !logits ? NULL : all ? logits + (size_t)done * c->vocab : last ? logits : NULL;
+        forward_chunk(s, ids + done, k, out, all);
+    }
+    return PP_OK;
+}

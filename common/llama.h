@@ -1,0 +1,71 @@
+/* llama.h: the Llama model, loaded from a Hugging Face directory or a pp
+ * model file, and its forward pass with a KV cache, written once against the
+ * backend table (backend.h). */
+#ifndef PP_LLAMA_H
+#define PP_LLAMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "config.h"
+#include "status.h"
+
+typedef struct pp_llama_layer {
+    pp_weight attn_norm;    /* (dim) fp32 */
+    pp_weight wq;           /* (n_heads*hd, dim) */
+    pp_weight wk, wv;       /* (n_kv*hd, dim) */
+    pp_weight wo;           /* (dim, n_heads*hd) */
+    pp_weight ffn_norm;     /* (dim) fp32 */
+    pp_weight w_gate, w_up; /* (hidden, dim) */
+    pp_weight w_down;       /* (dim, hidden) */
+} pp_llama_layer;
+
+typedef struct pp_llama {
+    pp_config cfg;
+    pp_weight embed;        /* (vocab, dim) */
+    pp_weight norm;         /* (dim) fp32 */
+    pp_weight lm_head;      /* (vocab, dim); the embedding when tied */
+    pp_llama_layer *layers; /* (n_layers) */
+    char *tokenizer;        /* tokenizer.model bytes, or NULL */
+    size_t tokenizer_len;
+    char quant[16];         /* "f32", "bf16", "nf4", ... (the linear weights) */
+    void *mem;              /* the weights: one allocation */
+    size_t mem_bytes;
+    float *fmem;            /* fp32 norms and resolved absmax: one allocation */
+} pp_llama;
+
+/* Loads path: a Hugging Face directory or a pp model file (pp-quantize's
+ * output, plain or zstd, or standard input as "-"). Weights are read once
+ * into one allocation and stay in their stored form (F32/F16/BF16 or
+ * quantized). A directory's tokenizer.model is loaded when present. */
+pp_status pp_llama_load(pp_llama *m, const char *path);
+void pp_llama_free(pp_llama *m);
+
+/* A running sequence: the KV cache and the activations for up to max_batch
+ * tokens per call. One allocation per category, on the backend. */
+typedef struct pp_infer {
+    const pp_llama *m;
+    pp_backend *be;
+    int max_seq, max_batch;
+    int pos;                /* tokens in the cache */
+    float *kc, *vc;         /* (n_layers, max_seq, n_kv*hd) */
+    float *act;             /* the activations below, carved from one buffer */
+    float *x, *xb;          /* (max_batch, dim) */
+    float *q, *att;         /* (max_batch, n_heads*hd) */
+    float *g, *u;           /* (max_batch, hidden) */
+    float *logits;          /* (max_batch, vocab) */
+} pp_infer;
+
+pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_seq, int max_batch);
+void pp_infer_free(pp_infer *s);
+/* Forgets the cached tokens. */
+void pp_infer_reset(pp_infer *s);
+
+/* Appends n tokens to the sequence (in chunks of max_batch) and computes
+ * logits: of every token into logits (n, vocab) when all is set, else of the
+ * last token only (vocab). logits is host memory. PP_E_DATA when the
+ * sequence would pass max_seq or an id is outside the vocabulary. */
+pp_status pp_infer_forward(pp_infer *s, const uint32_t *ids, int n, float *logits, int all);
+
+#endif

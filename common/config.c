@@ -58,12 +58,17 @@ static pp_status parse(pp_config *c, const cJSON *o)
     if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu") != 0))
         return pp_fail(PP_E_DATA, "config.json: hidden_act \"%.40s\" is not implemented (silu)",
                        cJSON_IsString(act) ? act->valuestring : "?");
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "rope_scaling");
-    if (rs && !cJSON_IsNull(rs)) {
+    /* transformers 4 writes rope_scaling (null for plain RoPE) and a top-level
+     * rope_theta; transformers 5 writes rope_parameters {rope_type, rope_theta}. */
+    static const char *const rope_keys[] = {"rope_scaling", "rope_parameters"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, rope_keys[k]);
+        if (!rs || cJSON_IsNull(rs)) continue;
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!t) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (!(cJSON_IsString(t) && strcmp(t->valuestring, "default") == 0))
-            return pp_fail(PP_E_DATA, "config.json: rope_scaling \"%.40s\" is not implemented",
+        if (!cJSON_IsObject(rs) || (t && !(cJSON_IsString(t) && strcmp(t->valuestring, "default") == 0)) ||
+            (!t && k == 0))
+            return pp_fail(PP_E_DATA, "config.json: %s \"%.40s\" is not implemented", rope_keys[k],
                            cJSON_IsString(t) ? t->valuestring : "?");
     }
     PP_TRY(refuse_true(o, "attention_bias", "a bias in attention"));
@@ -83,7 +88,11 @@ static pp_status parse(pp_config *c, const cJSON *o)
     if (c->n_heads % c->n_kv_heads)
         return pp_fail(PP_E_DATA, "config.json: %d attention heads are not a multiple of %d key/value heads", c->n_heads, c->n_kv_heads);
     PP_TRY(get_float(o, "rms_norm_eps", 1e-6, 0, 1, &c->norm_eps));
-    PP_TRY(get_float(o, "rope_theta", 10000, 1, 1e12, &c->rope_theta));
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(o, "rope_parameters");
+    if (cJSON_GetObjectItemCaseSensitive(o, "rope_theta") || !cJSON_IsObject(rp))
+        PP_TRY(get_float(o, "rope_theta", 10000, 1, 1e12, &c->rope_theta));
+    else
+        PP_TRY(get_float(rp, "rope_theta", 10000, 1, 1e12, &c->rope_theta));
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings");
     c->tie_embeddings = tie && cJSON_IsTrue(tie);
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");

@@ -104,43 +104,48 @@ static const char *cross_check(const pp_tokenizer *tk)
     return why;
 }
 
+pp_status pp_tokenizer_from_bytes(pp_tokenizer **out, const void *model, size_t nmodel)
+{
+    *out = NULL;
+    pp_tokenizer *tk = calloc(1, sizeof *tk);
+    if (!tk) return pp_fail(PP_E_NOMEM, "out of memory");
+    pp_status s = pp_spm_load(&tk->spm, model, nmodel);
+    if (s != PP_OK) {
+        free(tk);
+        return s;
+    }
+    pp_sha256 c;
+    pp_sha256_init(&c);
+    pp_sha256_update(&c, model, nmodel);
+    pp_sha256_hex(&c, tk->sha256);
+    const char *env = getenv("PP_TOKENIZER");
+    if (env && strcmp(env, "library") == 0) {
+        snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (PP_TOKENIZER=library)");
+    } else if (pp_bpe_build(&tk->bpe, model, nmodel) != PP_OK) {
+        snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (%s)", pp_errmsg());
+    } else {
+        const char *why = cross_check(tk);
+        if (why) {
+            pp_bpe_free(tk->bpe);
+            tk->bpe = NULL;
+            snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (fast BPE off: %s)", why);
+        } else {
+            snprintf(tk->engine, sizeof tk->engine, "pp's BPE encoder (cross-checked with libsentencepiece)");
+        }
+    }
+    *out = tk;
+    return PP_OK;
+}
+
 pp_status pp_tokenizer_load(pp_tokenizer **out, const char *path)
 {
     *out = NULL;
     char *model = NULL;
     size_t nmodel = 0;
-    pp_tokenizer *tk = calloc(1, sizeof *tk);
-    if (!tk) return pp_fail(PP_E_NOMEM, "out of memory");
-    pp_status s = read_model(path, &model, &nmodel);
-    if (s == PP_OK) s = pp_spm_load(&tk->spm, model, nmodel);
-    if (s == PP_OK) {
-        pp_sha256 c;
-        pp_sha256_init(&c);
-        pp_sha256_update(&c, model, nmodel);
-        pp_sha256_hex(&c, tk->sha256);
-        const char *env = getenv("PP_TOKENIZER");
-        if (env && strcmp(env, "library") == 0) {
-            snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (PP_TOKENIZER=library)");
-        } else if (pp_bpe_build(&tk->bpe, model, nmodel) != PP_OK) {
-            snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (%s)", pp_errmsg());
-        } else {
-            const char *why = cross_check(tk);
-            if (why) {
-                pp_bpe_free(tk->bpe);
-                tk->bpe = NULL;
-                snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (fast BPE off: %s)", why);
-            } else {
-                snprintf(tk->engine, sizeof tk->engine, "pp's BPE encoder (cross-checked with libsentencepiece)");
-            }
-        }
-    }
+    PP_TRY(read_model(path, &model, &nmodel));
+    pp_status s = pp_tokenizer_from_bytes(out, model, nmodel);
     free(model);
-    if (s != PP_OK) {
-        pp_tokenizer_free(tk);
-        return s;
-    }
-    *out = tk;
-    return PP_OK;
+    return s;
 }
 
 void pp_tokenizer_free(pp_tokenizer *tk)

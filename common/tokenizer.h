@@ -25,6 +25,9 @@ typedef struct pp_tokenizer {
 pp_status pp_tokenizer_load(pp_tokenizer **tk, const char *path);
 void pp_tokenizer_free(pp_tokenizer *tk);
 
+/* The same from the bytes of a tokenizer.model already in memory. */
+pp_status pp_tokenizer_from_bytes(pp_tokenizer **tk, const void *model, size_t n);
+
 /* Encodes text[0..n) as the library would (no BOS/EOS). *st is the calling
  * thread's scratch state: NULL at first, freed with pp_bpe_state_free(). Safe
  * to call from several threads, each with its own *st. */

@@ -1,0 +1,407 @@
+/* pp-generate: a model (HF directory or pp model file) and prompts in,
+ * generated text out, streamed as it is produced. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "llama.h"
+#include "records.h"
+#include "sample.h"
+#include "stream.h"
+#include "text.h"
+#include "tokenizer.h"
+
+static void usage(void)
+{
+    printf(
+"Usage: pp-generate -m MODEL [OPTION]... [PROMPT]...\n"
+"Generate text with a Llama model on the CPU.\n"
+"\n"
+"Each PROMPT argument is one prompt; without any, prompts are read from standard\n"
+"input: pp-format JSONL (its \"prompt\" field is used as it is) or plain lines.\n"
+"Plain prompts get the default template (### Instruction: ... ### Response:)\n"
+"unless --raw or --template says otherwise.\n"
+"\n"
+"  -m, --model PATH        Hugging Face directory or pp model file (required)\n"
+"      --raw               use prompts verbatim, no template\n"
+"      --template T        default | alpaca | raw, or a template text (see pp-format)\n"
+"      --lines             standard input is plain lines even if they look like JSON\n"
+"      --json              write one JSON line per prompt: prompt, response, tokens, stop_reason\n"
+"      --echo              print the prompt before the response\n"
+"      --greedy            always the most likely token (same as --temperature 0)\n"
+"      --temperature T     sampling temperature (default 0.7)\n"
+"      --top-k K           keep the K most likely tokens (default 0: off)\n"
+"      --top-p P           keep the smallest set with probability mass P (default 1: off)\n"
+"      --min-p P           drop tokens below P times the best one (default 0: off)\n"
+"      --repeat-penalty R  divide the logits of recent tokens by R (default 1: off)\n"
+"      --repeat-window N   how many recent tokens (default 64; 0: the whole sequence)\n"
+"      --seed N            random seed (default 0); the same seed gives the same text\n"
+"      --max-new-tokens N  stop after N new tokens (default 256)\n"
+"      --max-length N      stop when prompt plus output reach N tokens (as Hugging Face counts)\n"
+"      --stop STRING       stop before STRING (repeatable; \\n and \\t understood)\n"
+"  -t, --threads N         CPU threads (default: all cores)\n"
+"  -q, --quiet             no messages but errors\n"
+"  -v, --verbose           report load time and prompt/generation speed\n"
+"  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
+"\n"
+"Exit status: 0 ok, 64 usage, 65 bad data, 66 missing input, 70 internal error,\n"
+"74 I/O error. See pp-generate(1).\n");
+}
+
+enum { OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
+       OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP };
+
+static const struct option longopts[] = {
+    {"model", required_argument, 0, 'm'},
+    {"raw", no_argument, 0, OPT_RAW},
+    {"template", required_argument, 0, OPT_TEMPLATE},
+    {"lines", no_argument, 0, OPT_LINES},
+    {"json", no_argument, 0, OPT_JSON},
+    {"echo", no_argument, 0, OPT_ECHO},
+    {"greedy", no_argument, 0, OPT_GREEDY},
+    {"temperature", required_argument, 0, OPT_TEMP},
+    {"top-k", required_argument, 0, OPT_TOPK},
+    {"top-p", required_argument, 0, OPT_TOPP},
+    {"min-p", required_argument, 0, OPT_MINP},
+    {"repeat-penalty", required_argument, 0, OPT_REP},
+    {"repeat-window", required_argument, 0, OPT_REPWIN},
+    {"seed", required_argument, 0, OPT_SEED},
+    {"max-new-tokens", required_argument, 0, OPT_MAXNEW},
+    {"max-length", required_argument, 0, OPT_MAXLEN},
+    {"stop", required_argument, 0, OPT_STOP},
+    {"threads", required_argument, 0, 't'},
+    {"quiet", no_argument, 0, 'q'},
+    {"verbose", no_argument, 0, 'v'},
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {0, 0, 0, 0},
+};
+
+#define MAX_STOPS 16
+
+typedef struct gen {
+    pp_llama m;
+    pp_backend *be;
+    pp_tokenizer *tk;
+    pp_bpe_state *bpe;
+    pp_infer inf;
+    pp_sampler smp;
+    uint64_t seed;
+    int json, echo, max_new, max_length;
+    char *stops[MAX_STOPS];
+    int n_stops;
+    uint32_t *ids;          /* the sequence: prompt then output */
+    size_t ids_cap;
+    float *logits;          /* (vocab) */
+    char *text;             /* decoded output */
+    size_t text_cap;
+    pp_buf line;
+    double t_prompt, t_gen;
+    long n_prompt, n_gen;
+} gen;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Bytes of s that can be shown without cutting a UTF-8 character. */
+static size_t complete_utf8(const char *s, size_t n)
+{
+    size_t i = n;
+    while (i > 0 && i > n - 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
+    if (i == 0) return n;
+    unsigned char c = (unsigned char)s[i - 1];
+    size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return n - (i - 1) >= need ? n : i - 1;
+}
+
+static int write_out(const char *p, size_t n)
+{
+    return n == 0 || fwrite(p, 1, n, stdout) == n;
+}
+
+/* Generates the response to one prompt text; streams it unless --json. */
+static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
+{
+    const pp_config *c = &g->m.cfg;
+    uint32_t *pids = NULL;
+    size_t pcap = 0, pn = 0;
+    PP_TRY(pp_tokenizer_encode(g->tk, &g->bpe, prompt, plen, &pids, &pcap, &pn));
+    int bos = pp_spm_bos_id(g->tk->spm);
+    size_t n = pn + (bos >= 0);
+    if (n > (size_t)c->max_pos || n > (size_t)g->inf.max_seq) {
+        free(pids);
+        return pp_fail(PP_E_DATA, "a prompt of %zu tokens does not fit the context of %d", n, g->inf.max_seq);
+    }
+    size_t limit = n + (size_t)g->max_new;
+    if (g->max_length > 0 && (size_t)g->max_length < limit) limit = (size_t)g->max_length;
+    if (limit > (size_t)g->inf.max_seq) limit = (size_t)g->inf.max_seq;
+    if (g->ids_cap < limit + 1) {
+        uint32_t *p = realloc(g->ids, (limit + 1) * sizeof *p);
+        if (!p) {
+            free(pids);
+            return pp_fail(PP_E_NOMEM, "out of memory");
+        }
+        g->ids = p;
+        g->ids_cap = limit + 1;
+    }
+    if (bos >= 0) g->ids[0] = (uint32_t)bos;
+    memcpy(g->ids + (bos >= 0), pids, pn * sizeof *pids);
+    free(pids);
+
+    pp_infer_reset(&g->inf);
+    g->smp.rng = g->seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull; /* each prompt starts from the seed */
+    if (g->echo && !g->json && !write_out(prompt, plen)) return pp_fail(PP_E_IO, "write error on standard output");
+    double t0 = now();
+    pp_status s = n < limit ? pp_infer_forward(&g->inf, g->ids, (int)n, g->logits, 0) : PP_OK;
+    g->t_prompt += now() - t0;
+    g->n_prompt += (long)n;
+    const char *reason = "length";
+    size_t shown = 0, len = 0, cur = n, hold = 0;
+    for (int k = 0; k < g->n_stops; k++)
+        if (strlen(g->stops[k]) > hold) hold = strlen(g->stops[k]);
+    t0 = now();
+    while (s == PP_OK && cur < limit) {
+        uint32_t t = pp_sample(&g->smp, g->logits, g->ids, (int)cur);
+        g->n_gen++;
+        if ((int)t == c->eos_id || (int)t == pp_spm_eos_id(g->tk->spm)) {
+            reason = "eos";
+            break;
+        }
+        g->ids[cur++] = t;
+        s = pp_spm_decode(g->tk->spm, g->ids + n, cur - n, &g->text, &g->text_cap, &len);
+        if (s != PP_OK) break;
+        int stopped = 0;
+        for (int k = 0; k < g->n_stops; k++) {
+            char *hit = strstr(g->text + (shown > strlen(g->stops[k]) ? shown - strlen(g->stops[k]) : 0), g->stops[k]);
+            if (hit && (size_t)(hit - g->text) < len) {
+                len = (size_t)(hit - g->text);
+                stopped = 1;
+            }
+        }
+        if (stopped) {
+            reason = "stop";
+            break;
+        }
+        /* show what can no longer turn into a stop string or a longer character */
+        size_t safe = len > hold ? len - hold : 0;
+        safe = complete_utf8(g->text, safe < len ? safe + 0 : len);
+        if (!g->json && safe > shown) {
+            if (!write_out(g->text + shown, safe - shown) || fflush(stdout) != 0)
+                return pp_fail(PP_E_IO, "write error on standard output");
+            shown = safe;
+        }
+        if (cur < limit) s = pp_infer_forward(&g->inf, &t, 1, g->logits, 0);
+    }
+    g->t_gen += now() - t0;
+    if (s != PP_OK) return s;
+    if (len > 0 && !g->text) len = 0;
+    if (g->json) {
+        pp_buf_clear(&g->line);
+        s = pp_buf_adds(&g->line, "{\"prompt\": ");
+        if (s == PP_OK) s = pp_buf_json_string(&g->line, prompt, plen);
+        if (s == PP_OK) s = pp_buf_adds(&g->line, ", \"response\": ");
+        if (s == PP_OK) s = pp_buf_json_string(&g->line, g->text ? g->text : "", len);
+        if (s == PP_OK) s = pp_buf_printf(&g->line, ", \"tokens\": %zu, \"stop_reason\": \"%s\"}\n", cur - n, reason);
+        if (s == PP_OK && !write_out(g->line.p, g->line.len)) s = pp_fail(PP_E_IO, "write error on standard output");
+    } else {
+        if (!write_out(g->text + shown, len - shown) || !write_out("\n", 1)) s = pp_fail(PP_E_IO, "write error on standard output");
+    }
+    if (fflush(stdout) != 0) s = pp_fail(PP_E_IO, "write error on standard output");
+    return s;
+}
+
+static char *unescape(const char *s)
+{
+    char *o = strdup(s), *w = o;
+    if (!o) return NULL;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
+            p++;
+            *w++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : '\\';
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return o;
+}
+
+int main(int argc, char **argv)
+{
+    pp_cli_init("pp-generate");
+    gen g;
+    memset(&g, 0, sizeof g);
+    g.max_new = 256;
+    const char *model = NULL, *tmpl_arg = "default";
+    int raw = 0, lines = 0, threads = 0, c;
+    double temperature = 0.7, top_p = 1, min_p = 0, rep = 1;
+    uint64_t v, top_k = 0, rep_win = 64;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:t:qvhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case OPT_RAW: raw = 1; break;
+        case OPT_TEMPLATE: tmpl_arg = optarg; break;
+        case OPT_LINES: lines = 1; break;
+        case OPT_JSON: g.json = 1; break;
+        case OPT_ECHO: g.echo = 1; break;
+        case OPT_GREEDY: temperature = 0; break;
+        case OPT_TEMP:
+            if (pp_cli_double(optarg, 0, 100, &temperature)) return pp_cli_usage("--temperature wants 0..100, not \"%s\"", optarg);
+            break;
+        case OPT_TOPK:
+            if (pp_cli_u64(optarg, 0, 1u << 24, &top_k)) return pp_cli_usage("--top-k wants a count, not \"%s\"", optarg);
+            break;
+        case OPT_TOPP:
+            if (pp_cli_double(optarg, 0, 1, &top_p) || top_p <= 0) return pp_cli_usage("--top-p wants (0, 1], not \"%s\"", optarg);
+            break;
+        case OPT_MINP:
+            if (pp_cli_double(optarg, 0, 1, &min_p)) return pp_cli_usage("--min-p wants 0..1, not \"%s\"", optarg);
+            break;
+        case OPT_REP:
+            if (pp_cli_double(optarg, 0.01, 100, &rep)) return pp_cli_usage("--repeat-penalty wants 0.01..100, not \"%s\"", optarg);
+            break;
+        case OPT_REPWIN:
+            if (pp_cli_u64(optarg, 0, 1u << 24, &rep_win)) return pp_cli_usage("--repeat-window wants a count, not \"%s\"", optarg);
+            break;
+        case OPT_SEED:
+            if (pp_cli_u64(optarg, 0, UINT64_MAX, &g.seed)) return pp_cli_usage("--seed wants a number, not \"%s\"", optarg);
+            break;
+        case OPT_MAXNEW:
+            if (pp_cli_u64(optarg, 0, 1u << 24, &v)) return pp_cli_usage("--max-new-tokens wants a count, not \"%s\"", optarg);
+            g.max_new = (int)v;
+            break;
+        case OPT_MAXLEN:
+            if (pp_cli_u64(optarg, 1, 1u << 24, &v)) return pp_cli_usage("--max-length wants a count, not \"%s\"", optarg);
+            g.max_length = (int)v;
+            break;
+        case OPT_STOP:
+            if (g.n_stops == MAX_STOPS) return pp_cli_usage("at most %d --stop strings", MAX_STOPS);
+            if (!(g.stops[g.n_stops] = unescape(optarg)) || !*g.stops[g.n_stops]) return pp_cli_usage("--stop wants a non-empty string");
+            g.n_stops++;
+            break;
+        case 't':
+            if (pp_cli_u64(optarg, 1, 1024, &v)) return pp_cli_usage("--threads wants 1..1024, not \"%s\"", optarg);
+            threads = (int)v;
+            break;
+        case 'q': pp_verbosity = 0; break;
+        case 'v': pp_verbosity = 2; break;
+        case 'h': usage(); return 0;
+        case 'V': pp_cli_version(); return 0;
+        default: return pp_cli_bad_option(c, argv, optind);
+        }
+    }
+    if (!model) return pp_cli_usage("-m MODEL is required");
+    if (raw) tmpl_arg = "raw";
+
+    pp_template *tmpl = NULL;
+    pp_reader *in = NULL;
+    pp_jsonl *jl = NULL;
+    pp_buf prompt = {0};
+    const char *ctx = model;
+    int rc = 0;
+    double t0 = now();
+    pp_status s = strstr(tmpl_arg, "{instruction}") ? pp_template_custom(&tmpl, tmpl_arg, 1) : pp_template_builtin(&tmpl, tmpl_arg);
+    if (s != PP_OK) {
+        ctx = NULL;
+        goto fail;
+    }
+    if ((s = pp_llama_load(&g.m, model)) != PP_OK) goto fail;
+    if (!g.m.tokenizer) {
+        s = pp_fail(PP_E_NOINPUT, "no tokenizer.model with this model");
+        goto fail;
+    }
+    if ((s = pp_tokenizer_from_bytes(&g.tk, g.m.tokenizer, g.m.tokenizer_len)) != PP_OK) goto fail;
+    if (pp_spm_vocab_size(g.tk->spm) > g.m.cfg.vocab) {
+        s = pp_fail(PP_E_DATA, "the tokenizer has %d pieces, the model %d", pp_spm_vocab_size(g.tk->spm), g.m.cfg.vocab);
+        goto fail;
+    }
+    int max_seq = g.m.cfg.max_pos;
+    if (g.max_length > 0 && g.max_length < max_seq) max_seq = g.max_length;
+    if ((s = pp_backend_cpu(&g.be, threads)) != PP_OK || (s = pp_infer_init(&g.inf, &g.m, g.be, max_seq, 256)) != PP_OK ||
+        (s = pp_sampler_init(&g.smp, g.m.cfg.vocab, g.seed)) != PP_OK)
+        goto fail;
+    g.smp.temperature = (float)temperature;
+    g.smp.top_k = (int)top_k;
+    g.smp.top_p = (float)top_p;
+    g.smp.min_p = (float)min_p;
+    g.smp.repeat_penalty = (float)rep;
+    g.smp.repeat_window = (int)rep_win;
+    if (!(g.logits = malloc((size_t)g.m.cfg.vocab * sizeof *g.logits))) {
+        s = pp_fail(PP_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %d threads, loaded in %.2f s", model, g.m.cfg.arch,
+               g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->threads, now() - t0);
+
+    if (optind < argc) {
+        for (int i = optind; i < argc && s == PP_OK; i++) {
+            pp_buf_clear(&prompt);
+            s = pp_template_prompt(tmpl, argv[i], strlen(argv[i]), &prompt);
+            if (s == PP_OK) s = run_prompt(&g, prompt.p ? prompt.p : "", prompt.len);
+        }
+        if (s != PP_OK) {
+            ctx = NULL;
+            goto fail;
+        }
+    } else {
+        ctx = "-";
+        if ((s = pp_reader_open(&in, "-")) != PP_OK) goto fail;
+        const char *l;
+        size_t n;
+        unsigned long long lineno = 0;
+        while ((s = pp_read_line(in, &l, &n)) == PP_OK && l) {
+            lineno++;
+            size_t i = 0;
+            while (i < n && (l[i] == ' ' || l[i] == '\t')) i++;
+            if (i == n) continue;
+            pp_buf_clear(&prompt);
+            if (!lines && l[i] == '{') { /* a pp-format record: its prompt as it is */
+                cJSON *rec = cJSON_ParseWithLength(l, n);
+                const cJSON *p = cJSON_GetObjectItemCaseSensitive(rec, "prompt");
+                if (!cJSON_IsString(p)) s = pp_fail(PP_E_DATA, "expected a JSON object with a string \"prompt\" (line %llu)", lineno);
+                else s = pp_buf_adds(&prompt, p->valuestring);
+                cJSON_Delete(rec);
+            } else if (!pp_utf8_valid(l, n, NULL)) {
+                s = pp_fail(PP_E_DATA, "invalid UTF-8 (line %llu)", lineno);
+            } else {
+                s = pp_template_prompt(tmpl, l, n, &prompt);
+            }
+            if (s == PP_OK) s = run_prompt(&g, prompt.p ? prompt.p : "", prompt.len);
+            if (s != PP_OK) break;
+        }
+        if (s != PP_OK) goto fail;
+    }
+    if (g.t_gen > 0)
+        pp_cli_say(2, "prompt %ld tokens at %.1f tokens/s, generation %ld tokens at %.1f tokens/s", g.n_prompt,
+                   g.t_prompt > 0 ? g.n_prompt / g.t_prompt : 0, g.n_gen, g.n_gen / g.t_gen);
+    goto out;
+fail:
+    rc = pp_cli_fail(ctx, s);
+out:
+    pp_jsonl_close(jl);
+    pp_reader_close(in);
+    pp_template_free(tmpl);
+    pp_buf_free(&prompt);
+    pp_buf_free(&g.line);
+    pp_infer_free(&g.inf);
+    pp_sampler_free(&g.smp);
+    pp_backend_free(g.be);
+    pp_bpe_state_free(g.bpe);
+    pp_tokenizer_free(g.tk);
+    pp_llama_free(&g.m);
+    for (int k = 0; k < g.n_stops; k++) free(g.stops[k]);
+    free(g.ids);
+    free(g.logits);
+    free(g.text);
+    return rc;
+}

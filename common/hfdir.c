@@ -243,8 +243,8 @@ pp_status pp_hfdir_open(pp_hfdir **out, const char *dir)
 {
     *out = NULL;
     struct stat st;
-    if (stat(dir, &st) != 0) return pp_fail(PP_E_NOINPUT, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return pp_fail(PP_E_NOINPUT, "%s: not a model directory", dir);
+    if (stat(dir, &st) != 0) return pp_fail(PP_E_NOINPUT, "%s", strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return pp_fail(PP_E_NOINPUT, "not a model directory");
     pp_hfdir *h = calloc(1, sizeof *h);
     if (!h || !(h->dir = strdup(dir))) {
         free(h);

@@ -231,6 +231,9 @@ static pp_status load_file(pp_llama *m, const char *path, srcs *s)
     const char *kind = e == PP_OK ? pp_st_meta(st, "pp.kind") : NULL;
     if (e == PP_OK && (!kind || strcmp(kind, "model") != 0))
         e = pp_fail(PP_E_DATA, "not a pp model file (metadata pp.kind is \"%.40s\")", kind ? kind : "");
+    const char *ver = e == PP_OK ? pp_st_meta(st, "pp.version") : NULL;
+    if (e == PP_OK && (!ver || strcmp(ver, "1") != 0))
+        e = pp_fail(PP_E_DATA, "model file version \"%.20s\", this pp reads 1", ver ? ver : "");
     const char *cfg = e == PP_OK ? pp_st_meta(st, "config") : NULL;
     if (e == PP_OK && !cfg) e = pp_fail(PP_E_DATA, "no config in the metadata");
     if (e == PP_OK) e = pp_config_parse(&m->cfg, cfg, strlen(cfg));

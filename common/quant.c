@@ -238,10 +238,10 @@ void pp_quant_int8(int8_t *q, float *absmax, const float *x, size_t n, int block
         size_t lo = b * bs, hi = lo + bs < n ? lo + bs : n;
         float m = block_absmax(x + lo, hi - lo);
         absmax[b] = m;
-        float s = m > 0 ? 127.0f / m : 0.0f;
+        double s = m > 0 ? 127.0 / (double)m : 0.0; /* double: no overflow for a tiny absmax */
         for (size_t i = lo; i < hi; i++) {
-            float v = nearbyintf(x[i] * s);
-            q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            double v = nearbyint((double)x[i] * s);
+            q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v == v ? v : 0);
         }
     }
 }
@@ -312,14 +312,48 @@ uint16_t pp_f32_to_f16(float f)
     return (uint16_t)(sign | r);
 }
 
-/* The fewest digits that read back as the same double, as Python's repr(). */
-static void shortest_repr(char *buf, size_t cap, double v)
+/* Python's repr() of a double: the fewest significant digits that read back
+ * exactly, in positional notation for 1e-4 <= |v| < 1e16 (with ".0" when
+ * integral), else d.ddde+XX. */
+static void python_repr(char *buf, size_t cap, double v)
 {
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, cap, "%.*g", p, v);
-        if (strtod(buf, NULL) == v) break;
+    char e[40];
+    int p = 1;
+    for (; p <= 17; p++) {
+        snprintf(e, sizeof e, "%.*e", p - 1, v);
+        if (strtod(e, NULL) == v) break;
     }
-    if (!strpbrk(buf, ".eni")) strncat(buf, ".0", cap - strlen(buf) - 1);
+    if (v == 0) {
+        snprintf(buf, cap, "%s", signbit(v) ? "-0.0" : "0.0");
+        return;
+    }
+    char *ep = strchr(e, 'e');
+    int exp10 = atoi(ep + 1);
+    char digits[24];
+    size_t nd = 0;
+    for (const char *q = e; q < ep; q++)
+        if (*q >= '0' && *q <= '9') digits[nd++] = *q;
+    digits[nd] = '\0';
+    char *o = buf;
+    if (v < 0) *o++ = '-';
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 < 0) { /* 0.000ddd */
+            *o++ = '0', *o++ = '.';
+            for (int k = 0; k < -exp10 - 1; k++) *o++ = '0';
+            for (size_t k = 0; k < nd; k++) *o++ = digits[k];
+        } else { /* ddd.ddd, or ddd000.0 */
+            for (int k = 0; k <= exp10; k++) *o++ = (size_t)k < nd ? digits[k] : '0';
+            *o++ = '.';
+            if (nd <= (size_t)exp10 + 1) *o++ = '0';
+            for (size_t k = (size_t)exp10 + 1; k < nd; k++) *o++ = digits[k];
+        }
+        *o = '\0';
+    } else { /* d.ddde+XX */
+        *o++ = digits[0];
+        if (nd > 1) *o++ = '.';
+        for (size_t k = 1; k < nd; k++) *o++ = digits[k];
+        snprintf(o, cap - (size_t)(o - buf), "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    }
 }
 
 pp_status pp_quant_state_json(pp_buf *out, pp_qtype t, int blocksize, const char *dtype, const uint64_t *shape,
@@ -332,7 +366,7 @@ pp_status pp_quant_state_json(pp_buf *out, pp_qtype t, int blocksize, const char
     PP_TRY(pp_buf_adds(out, "]"));
     if (double_quant) {
         char num[40];
-        shortest_repr(num, sizeof num, (double)offset);
+        python_repr(num, sizeof num, (double)offset);
         PP_TRY(pp_buf_printf(out, ", \"nested_blocksize\": %d, \"nested_dtype\": \"float32\", \"nested_offset\": %s",
                              PP_NESTED_BLOCKSIZE, num));
     }

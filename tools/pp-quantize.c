@@ -15,6 +15,7 @@
 #include "quant.h"
 #include "safetensors.h"
 #include "sha256.h"
+#include "spm.h"
 #include "stream.h"
 #include "text.h"
 
@@ -30,7 +31,7 @@ static void usage(void)
 "  -b, --blocksize N    values per absmax block, 32..4096, a power of two (default 64)\n"
 "      --double-quant   quantize the absmax values too (QLoRA; 4-bit types)\n"
 "      --dtype D        dtype of the tensors left unquantized: keep (default), f32, f16, bf16\n"
-"      --include PAT    also quantize tensors whose name matches PAT (fnmatch; repeatable)\n"
+"      --include PAT    also quantize 2-D tensors whose name matches PAT (fnmatch; repeatable)\n"
 "      --exclude PAT    leave tensors matching PAT unquantized (repeatable; wins over --include)\n"
 "  -l, --level N        zstd level 1-19 (default 3)\n"
 "  -o, --output OUT     the model file to write (required; - for standard output, not a terminal)\n"
@@ -204,8 +205,11 @@ int main(int argc, char **argv)
     const char *out_path = NULL;
     int level = 3, c;
     uint64_t v;
-    o.include = calloc((size_t)argc, sizeof *o.include);
-    o.exclude = calloc((size_t)argc, sizeof *o.exclude);
+    static const char **pats;
+    pats = calloc(2 * (size_t)argc, sizeof *pats);
+    if (!pats) return pp_cli_fail(NULL, pp_fail(PP_E_NOMEM, "out of memory"));
+    o.include = pats;
+    o.exclude = pats + argc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":t:b:l:o:qvhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -267,6 +271,12 @@ int main(int argc, char **argv)
     pp_status s = pp_hfdir_open(&h, dir);
     if (s != PP_OK) goto fail;
     if ((s = pp_hfdir_tokenizer(h, &tok, &ntok)) != PP_OK) goto fail;
+    pp_spm *check_sp = NULL;
+    if ((s = pp_spm_load(&check_sp, tok, ntok)) != PP_OK) {
+        pp_fail_ctx(s, "tokenizer.model");
+        goto fail;
+    }
+    pp_spm_free(check_sp);
 
     /* The plan: one arena sized from the headers, the largest tensor's scratch. */
     size_t n_t = pp_hfdir_count(h), arena = 0, biggest = 0;
@@ -321,7 +331,7 @@ int main(int argc, char **argv)
                     goto fail;
                 pp_quant_int8((int8_t *)(p.arena + qoff), (float *)(p.arena + aoff), x, n, o.blocksize);
                 pp_dequant_int8(y, (int8_t *)(p.arena + qoff), (float *)(p.arena + aoff), n, o.blocksize);
-                s = pp_quant_state_json(&json, qt, o.blocksize, torch_dtype(ti->dtype), ti->shape, 2, 0, 0);
+                s = pp_quant_state_json(&json, qt, o.blocksize, torch_dtype(o.dtype == OUT_KEEP ? ti->dtype : (pp_dtype)o.dtype), ti->shape, 2, 0, 0);
             } else {
                 if ((s = add_out(&p, ti->name, "", PP_U8, 2, (n + 1) / 2, 1, &qoff)) != PP_OK) goto fail;
                 pp_quant4(p.arena + qoff, am, x, n, o.blocksize, qt);
@@ -343,7 +353,8 @@ int main(int argc, char **argv)
                 if ((s = add_out(&p, ti->name, ".quant_map", PP_F32, 1, 16, 0, &moff)) != PP_OK) goto fail;
                 memcpy(p.arena + moff, pp_quant_code4(qt), 16 * 4);
                 pp_dequant4(y, p.arena + qoff, am, n, o.blocksize, qt);
-                s = pp_quant_state_json(&json, qt, o.blocksize, torch_dtype(ti->dtype), ti->shape, 2, o.double_quant, offset);
+                s = pp_quant_state_json(&json, qt, o.blocksize, torch_dtype(o.dtype == OUT_KEEP ? ti->dtype : (pp_dtype)o.dtype), ti->shape, 2,
+                                        o.double_quant, offset);
             }
             if (s != PP_OK) goto fail;
             char suffix[64];
@@ -425,7 +436,6 @@ out:
     free(am);
     free(tok);
     pp_buf_free(&json);
-    free(o.include);
-    free(o.exclude);
+    free(pats);
     return rc;
 }

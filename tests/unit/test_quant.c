@@ -188,10 +188,37 @@ TEST(half_precision_conversions)
     CHECK(pp_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00 && pp_f32_to_f16(1.0f + 3.0f / 2048) == 0x3c02);
 }
 
+/* nested_offset as Python's repr() writes it (the strings come from Python) */
+TEST(offset_written_as_python_repr)
+{
+    static const struct {
+        float v;
+        const char *want;
+    } c[] = {
+        {100.0f, "100.0"}, {20.0f, "20.0"}, {0.051963794976472855f, "0.051963794976472855"},
+        {1e-5f, "9.999999747378752e-06"}, {0.0001f, "9.999999747378752e-05"}, {1e16f, "1.0000000272564224e+16"},
+        {123456.5f, "123456.5"}, {-0.5f, "-0.5"}, {0.0f, "0.0"}, {3.0e-3f, "0.003000000026077032"},
+        {1.5e20f, "1.500000030061316e+20"}, {1e15f, "999999986991104.0"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        pp_buf b = {0};
+        uint64_t sh[1] = {1};
+        pp_quant_state_json(&b, PP_Q_NF4, 64, "float32", sh, 1, 1, c[i].v);
+        const char *p = strstr(b.p, "\"nested_offset\": ");
+        size_t n = strlen(c[i].want);
+        if (!p || strncmp(p + 17, c[i].want, n) != 0 || p[17 + n] != '}') {
+            fprintf(stderr, "  offset %g written as %s, Python writes %s\n", (double)c[i].v, p ? p + 17 : "?", c[i].want);
+            check_failed = 1;
+        }
+        pp_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     RUN(bit_identical_to_bitsandbytes);
     RUN(round_trip_error_is_bounded);
     RUN(half_precision_conversions);
+    RUN(offset_written_as_python_repr);
     return tests_failed ? 1 : 0;
 }

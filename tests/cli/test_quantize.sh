@@ -38,3 +38,11 @@ cp $M/config.json $T/d/
 rm $T/d/tokenizer.model
 expect quantize_missing_tokenizer 66 'tokenizer.model: cannot open' "$Q -o $T/x $T/d"
 expect quantize_failure_leaves_no_file 0 '' "test ! -e $T/x && ! ls -A $T | grep -q '^\\.x\\.'"
+
+# sharded checkpoints: a missing shard (66) and a truncated one (65) are named
+cp -r tests/fixtures/llama/tiny-sharded $T/sh
+rm $T/sh/model-00002-of-00003.safetensors
+expect quantize_missing_shard 66 'model-00002-of-00003.safetensors: cannot open' "$Q -o $T/x $T/sh"
+cp tests/fixtures/llama/tiny-sharded/model-00002-of-00003.safetensors $T/sh/
+head -c 100000 tests/fixtures/llama/tiny-sharded/model-00003-of-00003.safetensors > $T/sh/model-00003-of-00003.safetensors
+expect quantize_truncated_shard_named 65 'model-00003-of-00003.safetensors: the header declares' "$Q -o $T/x $T/sh"

@@ -77,6 +77,7 @@ static void check_logits(const char *name, const char *path)
 }
 
 TEST(logits_tiny_f32) { check_logits("tiny", "tests/fixtures/llama/tiny"); }
+TEST(logits_tiny_sharded) { check_logits("tiny", "tests/fixtures/llama/tiny-sharded"); }
 TEST(logits_tiny_bf16) { check_logits("tiny-bf16", "tests/fixtures/llama/tiny-bf16"); }
 TEST(logits_stories260K) { check_logits("stories260K", "../shared/models/stories260K"); }
 
@@ -193,6 +194,7 @@ int main(void)
     for (size_t i = 0; i < pp_st_count(st); i++) pp_st_read(st, pp_st_tensor(st, i), data + pp_st_tensor(st, i)->begin);
     pp_backend_cpu(&be, 2);
     RUN(logits_tiny_f32);
+    RUN(logits_tiny_sharded);
     RUN(logits_tiny_bf16);
     RUN(logits_stories260K);
     RUN(greedy_generation_equals_transformers);

@@ -240,20 +240,8 @@ static size_t count_of(const char *s, const char *needle)
 pp_status pp_template_custom(pp_template **out, const char *text, int unescape)
 {
     *out = NULL;
-    char *s = strdup(text);
+    char *s = unescape ? pp_unescape(text) : strdup(text);
     if (!s) return pp_fail(PP_E_NOMEM, "out of memory");
-    if (unescape) {
-        char *w = s;
-        for (const char *p = s; *p; p++) {
-            if (*p == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
-                p++;
-                *w++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : '\\';
-            } else {
-                *w++ = *p;
-            }
-        }
-        *w = '\0';
-    }
     pp_status st = PP_OK;
     if (!pp_utf8_valid(s, strlen(s), NULL))
         st = pp_fail(PP_E_USAGE, "template is not valid UTF-8");

@@ -145,3 +145,19 @@ int pp_json_strings_clean(const char *s, size_t n, size_t *bad)
     }
     return 1;
 }
+
+char *pp_unescape(const char *s)
+{
+    char *o = strdup(s), *w = o;
+    if (!o) return NULL;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
+            p++;
+            *w++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : '\\';
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+    return o;
+}

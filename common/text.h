@@ -25,6 +25,10 @@ pp_status pp_buf_json_string(pp_buf *b, const char *s, size_t n);
 void pp_buf_clear(pp_buf *b);
 void pp_buf_free(pp_buf *b);
 
+/* A malloc'ed copy of s with the escapes \n, \t and \\ turned into their
+ * characters (for strings given on a command line); NULL when out of memory. */
+char *pp_unescape(const char *s);
+
 /* Returns 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, nothing
  * above U+10FFFF); otherwise 0 and the offset of the first bad byte in *bad. */
 int pp_utf8_valid(const char *s, size_t n, size_t *bad);

@@ -7,24 +7,23 @@ UNIT_DIR=${UNIT_DIR:-build/tests}
 export BIN
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for t in "$UNIT_DIR"/test_*; do
-    [ -x "$t" ] || continue
-    out=$("$t" 2>&1)
+# run NAME COMMAND...: its ok/FAIL lines count; a crash without a FAIL line is one
+run() {
+    name=$1
+    shift
+    out=$("$@" 2>&1)
     rc=$?
     printf '%s\n' "$out"
     printf '%s\n' "$out" | grep -E '^(ok|FAIL) ' >>"$log"
     if [ $rc -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^FAIL '; then
-        echo "FAIL $(basename "$t") (exit $rc)" | tee -a "$log"
+        echo "FAIL $name (exit $rc)" | tee -a "$log"
     fi
+}
+for t in "$UNIT_DIR"/test_*; do
+    [ -x "$t" ] && run "$(basename "$t")" "$t"
 done
 for t in tests/cli/test_*.sh; do
-    out=$(sh "$t" 2>&1)
-    rc=$?
-    printf '%s\n' "$out"
-    printf '%s\n' "$out" | grep -E '^(ok|FAIL) ' >>"$log"
-    if [ $rc -ne 0 ] && ! printf '%s\n' "$out" | grep -q '^FAIL '; then
-        echo "FAIL $(basename "$t") (exit $rc)" | tee -a "$log"
-    fi
+    run "$(basename "$t")" sh "$t"
 done
 passed=$(grep -c '^ok ' "$log")
 failed=$(grep -c '^FAIL ' "$log")

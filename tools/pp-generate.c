@@ -219,22 +219,6 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
     return s;
 }
 
-static char *unescape(const char *s)
-{
-    char *o = strdup(s), *w = o;
-    if (!o) return NULL;
-    for (const char *p = s; *p; p++) {
-        if (*p == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
-            p++;
-            *w++ = *p == 'n' ? '\n' : *p == 't' ? '\t' : '\\';
-        } else {
-            *w++ = *p;
-        }
-    }
-    *w = '\0';
-    return o;
-}
-
 int main(int argc, char **argv)
 {
     pp_cli_init("pp-generate");
@@ -286,7 +270,7 @@ int main(int argc, char **argv)
             break;
         case OPT_STOP:
             if (g.n_stops == MAX_STOPS) return pp_cli_usage("at most %d --stop strings", MAX_STOPS);
-            if (!(g.stops[g.n_stops] = unescape(optarg)) || !*g.stops[g.n_stops]) return pp_cli_usage("--stop wants a non-empty string");
+            if (!(g.stops[g.n_stops] = pp_unescape(optarg)) || !*g.stops[g.n_stops]) return pp_cli_usage("--stop wants a non-empty string");
             g.n_stops++;
             break;
         case 't':

@@ -310,6 +310,9 @@ int main(int argc, char **argv)
         goto fail;
     }
     int max_seq = g.m.cfg.max_pos;
+    /* Mistral attends within a sliding window; up to that length it is plain
+     * causal attention, which is what runs: the context stops there. */
+    if (g.m.cfg.sliding_window > 0 && g.m.cfg.sliding_window < max_seq) max_seq = g.m.cfg.sliding_window;
     if (g.max_length > 0 && g.max_length < max_seq) max_seq = g.max_length;
     if ((s = pp_backend_cpu(&g.be, threads)) != PP_OK || (s = pp_infer_init(&g.inf, &g.m, g.be, max_seq, 256)) != PP_OK ||
         (s = pp_sampler_init(&g.smp, g.m.cfg.vocab, g.seed)) != PP_OK)

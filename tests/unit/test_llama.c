@@ -166,6 +166,41 @@ TEST(nf4_logits_close_to_the_original)
     pp_llama_free(&m);
 }
 
+/* Weights stored as f16 or bf16 (pp-quantize -t f16 --dtype f16): the
+ * logits move only by the rounding of the weights. */
+TEST(half_precision_weights)
+{
+    const char *types[2] = {"f16", "bf16"};
+    const double tol[2] = {2e-3, 2e-2};
+    for (int k = 0; k < 2; k++) {
+        char cmd[512], path[] = "/tmp/pp-test-llama-XXXXXX";
+        close(mkstemp(path));
+        snprintf(cmd, sizeof cmd, "%s/pp-quantize -q -t %s --dtype %s -o %s ../shared/models/stories260K",
+                 getenv("BIN") ? getenv("BIN") : "bin", types[k], types[k], path);
+        CHECK(system(cmd) == 0);
+        pp_llama m;
+        CHECK_STATUS(pp_llama_load(&m, path), PP_OK);
+        unlink(path);
+        if (check_failed) return;
+        CHECK(m.embed.type == (k ? PP_W_BF16 : PP_W_F16) && m.layers[0].wq.type == m.embed.type);
+        size_t T;
+        const int32_t *ids32 = fx("stories260K", "input_ids", &T);
+        const float *want = fx("stories260K", "logits", NULL);
+        uint32_t ids[64];
+        for (size_t i = 0; i < T; i++) ids[i] = (uint32_t)ids32[i];
+        float *got = malloc(T * m.cfg.vocab * sizeof *got);
+        pp_infer s;
+        CHECK_STATUS(pp_infer_init(&s, &m, be, 64, 64), PP_OK);
+        CHECK_STATUS(pp_infer_forward(&s, ids, (int)T, got, 1), PP_OK);
+        double e = rel_err(got, want, T * m.cfg.vocab);
+        fprintf(stderr, "  %s weights: relative error of the logits %.2e\n", types[k], e);
+        CHECK(e < tol[k] && e > 0);
+        pp_infer_free(&s);
+        free(got);
+        pp_llama_free(&m);
+    }
+}
+
 TEST(context_and_vocabulary_limits)
 {
     pp_llama m;
@@ -199,6 +234,7 @@ int main(void)
     RUN(logits_stories260K);
     RUN(greedy_generation_equals_transformers);
     RUN(nf4_logits_close_to_the_original);
+    RUN(half_precision_weights);
     RUN(context_and_vocabulary_limits);
     pp_backend_free(be);
     pp_st_close(st);

@@ -13,6 +13,7 @@
 #include "quant.h"
 
 #define FUSED_MAX_ROWS 4    /* up to this many tokens: fused kernels */
+#define PAR_MIN (1 << 16)   /* below this much work, threads cost more than they give */
 
 typedef struct cpu {
     float *wbuf;            /* a dequantized weight (rows * cols), grown as needed */
@@ -99,7 +100,7 @@ static void cpu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_wei
 {
     int dim = w->cols;
     const float *g = w->data; /* norm weights are kept in fp32 by the loader */
-#pragma omp parallel for num_threads(be->threads) if (n > 1)
+#pragma omp parallel for num_threads(be->threads) if ((size_t)n * dim >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * dim;
         float *oi = out + (size_t)i * dim;
@@ -116,7 +117,7 @@ static void fused(pp_backend *be, float *out, const float *x, const pp_weight *w
 {
     int rows = w->rows, cols = w->cols;
     const float *code = pp_quant_code4(w->type == PP_W_FP4 ? PP_Q_FP4 : PP_Q_NF4);
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
     for (int r = 0; r < rows; r++) {
         float sum[FUSED_MAX_ROWS] = {0};
         size_t at = (size_t)r * cols;
@@ -169,7 +170,7 @@ static void cpu_matmul(pp_backend *be, float *out, const float *x, const pp_weig
                 fused(be, out + (size_t)t * w->rows, x + (size_t)t * w->cols, w, n - t < FUSED_MAX_ROWS ? n - t : FUSED_MAX_ROWS, acc);
             return;
         }
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)w->rows * w->cols >= PAR_MIN)
         for (int r = 0; r < w->rows; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
         W = c->wbuf;
     }
@@ -183,7 +184,7 @@ static void cpu_matmul(pp_backend *be, float *out, const float *x, const pp_weig
 static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
 {
     int half = hd / 2;
-#pragma omp parallel for num_threads(be->threads) if (n > 1)
+#pragma omp parallel for num_threads(be->threads) if ((size_t)n * (n_heads + n_kv) * hd >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         float pos = (float)(pos0 + i);
         for (int j = 0; j < half; j++) {
@@ -206,7 +207,7 @@ static void cpu_attention(pp_backend *be, float *out, const float *q, const floa
     cpu *c = be->priv;
     int seq = pos0 + n, group = n_heads / n_kv, kvd = n_kv * hd; /* seq <= the reserved length */
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for num_threads(be->threads) collapse(2) schedule(dynamic)
+#pragma omp parallel for num_threads(be->threads) collapse(2) schedule(dynamic) if ((size_t)n * n_heads * seq * hd >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         for (int h = 0; h < n_heads; h++) {
             float *s = c->att + (size_t)omp_get_thread_num() * seq;
@@ -238,7 +239,7 @@ static void cpu_attention(pp_backend *be, float *out, const float *q, const floa
 
 static void cpu_swiglu(pp_backend *be, float *out, const float *gate, const float *up, size_t n)
 {
-#pragma omp parallel for num_threads(be->threads) if (n > 4096)
+#pragma omp parallel for num_threads(be->threads) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 

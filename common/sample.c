@@ -13,7 +13,7 @@ pp_status pp_sampler_init(pp_sampler *s, int vocab, uint64_t seed)
     s->min_p = 0;
     s->repeat_penalty = 1;
     s->repeat_window = 64;
-    s->rng = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+    pp_sampler_seed(s, seed);
     s->p = malloc((size_t)vocab * sizeof *s->p);
     s->idx = malloc((size_t)vocab * sizeof *s->idx);
     if (!s->p || !s->idx) {
@@ -21,6 +21,16 @@ pp_status pp_sampler_init(pp_sampler *s, int vocab, uint64_t seed)
         return pp_fail(PP_E_NOMEM, "out of memory");
     }
     return PP_OK;
+}
+
+void pp_sampler_seed(pp_sampler *s, uint64_t seed)
+{
+    /* splitmix64 of the seed; xorshift must not start from 0 */
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    s->rng = z ? z : 0x2545F4914F6CDD1Dull;
 }
 
 void pp_sampler_free(pp_sampler *s)

@@ -26,6 +26,9 @@ typedef struct pp_sampler {
 pp_status pp_sampler_init(pp_sampler *s, int vocab, uint64_t seed);
 void pp_sampler_free(pp_sampler *s);
 
+/* Restarts the random sequence from seed (any value, 0 included). */
+void pp_sampler_seed(pp_sampler *s, uint64_t seed);
+
 /* The next token. logits (vocab) is modified; history holds the sequence so
  * far (prompt and generated tokens), n of them. */
 uint32_t pp_sample(pp_sampler *s, float *logits, const uint32_t *history, int n);

@@ -37,11 +37,12 @@ static void usage(void)
 "      --top-k K           keep the K most likely tokens (default 0: off)\n"
 "      --top-p P           keep the smallest set with probability mass P (default 1: off)\n"
 "      --min-p P           drop tokens below P times the best one (default 0: off)\n"
-"      --repeat-penalty R  divide the logits of recent tokens by R (default 1: off)\n"
+"      --repeat-penalty R  penalise recent tokens: positive logits / R, negative * R (default 1: off)\n"
 "      --repeat-window N   how many recent tokens (default 64; 0: the whole sequence)\n"
 "      --seed N            random seed (default 0); the same seed gives the same text\n"
 "      --max-new-tokens N  stop after N new tokens (default 256)\n"
-"      --max-length N      stop when prompt plus output reach N tokens (as Hugging Face counts)\n"
+"      --max-length N      stop when prompt plus output reach N tokens (as Hugging Face counts;\n"
+"                          --max-new-tokens, when given, takes precedence)\n"
 "      --stop STRING       stop before STRING (repeatable; \\n and \\t understood)\n"
 "  -t, --threads N         CPU threads (default: all cores)\n"
 "  -q, --quiet             no messages but errors\n"
@@ -92,7 +93,7 @@ typedef struct gen {
     pp_infer inf;
     pp_sampler smp;
     uint64_t seed;
-    int json, echo, max_new, max_length;
+    int json, echo, max_new, max_new_set, max_length;
     char *stops[MAX_STOPS];
     int n_stops;
     uint32_t *ids;          /* the sequence: prompt then output */
@@ -141,8 +142,9 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
         free(pids);
         return pp_fail(PP_E_DATA, "a prompt of %zu tokens does not fit the context of %d", n, g->inf.max_seq);
     }
-    size_t limit = n + (size_t)g->max_new;
-    if (g->max_length > 0 && (size_t)g->max_length < limit) limit = (size_t)g->max_length;
+    /* as Hugging Face: --max-new-tokens, when given, overrides --max-length */
+    size_t limit = g->max_length > 0 && !g->max_new_set ? (size_t)g->max_length : n + (size_t)g->max_new;
+    if (limit < n) return pp_fail(PP_E_DATA, "--max-length %zu is shorter than the prompt's %zu tokens", limit, n);
     if (limit > (size_t)g->inf.max_seq) limit = (size_t)g->inf.max_seq;
     if (g->ids_cap < limit + 1) {
         uint32_t *p = realloc(g->ids, (limit + 1) * sizeof *p);
@@ -158,14 +160,20 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
     free(pids);
 
     pp_infer_reset(&g->inf);
-    g->smp.rng = g->seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull; /* each prompt starts from the seed */
+    pp_sampler_seed(&g->smp, g->seed); /* each prompt starts from the seed */
     if (g->echo && !g->json && !write_out(prompt, plen)) return pp_fail(PP_E_IO, "write error on standard output");
+    /* The response is the text of prompt + output minus the prompt's own text,
+     * so that a word's space survives ("Once" + " upon"); after a prompt that
+     * ends in whitespace (a template's "### Response:\n") one leading space goes. */
+    size_t first = bos >= 0, pdec = 0, len = 0, off = 0;
+    PP_TRY(pp_spm_decode(g->tk->spm, g->ids + first, n - first, &g->text, &g->text_cap, &pdec));
+    int trim = plen > 0 && (prompt[plen - 1] == ' ' || prompt[plen - 1] == '\n' || prompt[plen - 1] == '\t');
     double t0 = now();
     pp_status s = n < limit ? pp_infer_forward(&g->inf, g->ids, (int)n, g->logits, 0) : PP_OK;
     g->t_prompt += now() - t0;
     g->n_prompt += (long)n;
     const char *reason = "length";
-    size_t shown = 0, len = 0, cur = n, hold = 0;
+    size_t shown = 0, cur = n, hold = 0;
     for (int k = 0; k < g->n_stops; k++)
         if (strlen(g->stops[k]) > hold) hold = strlen(g->stops[k]);
     t0 = now();
@@ -177,13 +185,19 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
             break;
         }
         g->ids[cur++] = t;
-        s = pp_spm_decode(g->tk->spm, g->ids + n, cur - n, &g->text, &g->text_cap, &len);
+        size_t full;
+        s = pp_spm_decode(g->tk->spm, g->ids + first, cur - first, &g->text, &g->text_cap, &full);
         if (s != PP_OK) break;
+        off = full >= pdec ? pdec : full;
+        if (trim && off < full && g->text[off] == ' ') off++;
+        len = full - off;
+        const char *r = g->text + off;
         int stopped = 0;
         for (int k = 0; k < g->n_stops; k++) {
-            char *hit = strstr(g->text + (shown > strlen(g->stops[k]) ? shown - strlen(g->stops[k]) : 0), g->stops[k]);
-            if (hit && (size_t)(hit - g->text) < len) {
-                len = (size_t)(hit - g->text);
+            size_t sl = strlen(g->stops[k]);
+            const char *hit = strstr(r + (shown > sl ? shown - sl : 0), g->stops[k]);
+            if (hit && (size_t)(hit - r) < len) {
+                len = (size_t)(hit - r) > shown ? (size_t)(hit - r) : shown;
                 stopped = 1;
             }
         }
@@ -191,11 +205,14 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
             reason = "stop";
             break;
         }
-        /* show what can no longer turn into a stop string or a longer character */
+        /* Show only what can no longer change: not the last bytes that could
+         * begin a stop string, not an unfinished character (byte-fallback
+         * pieces decode to U+FFFD until the character is complete). */
         size_t safe = len > hold ? len - hold : 0;
-        safe = complete_utf8(g->text, safe < len ? safe + 0 : len);
+        while (safe >= 3 && memcmp(r + safe - 3, "\xef\xbf\xbd", 3) == 0) safe -= 3;
+        safe = complete_utf8(r, safe);
         if (!g->json && safe > shown) {
-            if (!write_out(g->text + shown, safe - shown) || fflush(stdout) != 0)
+            if (!write_out(r + shown, safe - shown) || fflush(stdout) != 0)
                 return pp_fail(PP_E_IO, "write error on standard output");
             shown = safe;
         }
@@ -203,17 +220,18 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
     }
     g->t_gen += now() - t0;
     if (s != PP_OK) return s;
-    if (len > 0 && !g->text) len = 0;
+    const char *r = g->text ? g->text + off : "";
+    if (len < shown) len = shown;
     if (g->json) {
         pp_buf_clear(&g->line);
         s = pp_buf_adds(&g->line, "{\"prompt\": ");
         if (s == PP_OK) s = pp_buf_json_string(&g->line, prompt, plen);
         if (s == PP_OK) s = pp_buf_adds(&g->line, ", \"response\": ");
-        if (s == PP_OK) s = pp_buf_json_string(&g->line, g->text ? g->text : "", len);
+        if (s == PP_OK) s = pp_buf_json_string(&g->line, r, len);
         if (s == PP_OK) s = pp_buf_printf(&g->line, ", \"tokens\": %zu, \"stop_reason\": \"%s\"}\n", cur - n, reason);
         if (s == PP_OK && !write_out(g->line.p, g->line.len)) s = pp_fail(PP_E_IO, "write error on standard output");
     } else {
-        if (!write_out(g->text + shown, len - shown) || !write_out("\n", 1)) s = pp_fail(PP_E_IO, "write error on standard output");
+        if (!write_out(r + shown, len - shown) || !write_out("\n", 1)) s = pp_fail(PP_E_IO, "write error on standard output");
     }
     if (fflush(stdout) != 0) s = pp_fail(PP_E_IO, "write error on standard output");
     return s;
@@ -263,6 +281,7 @@ int main(int argc, char **argv)
         case OPT_MAXNEW:
             if (pp_cli_u64(optarg, 0, 1u << 24, &v)) return pp_cli_usage("--max-new-tokens wants a count, not \"%s\"", optarg);
             g.max_new = (int)v;
+            g.max_new_set = 1;
             break;
         case OPT_MAXLEN:
             if (pp_cli_u64(optarg, 1, 1u << 24, &v)) return pp_cli_usage("--max-length wants a count, not \"%s\"", optarg);
@@ -285,6 +304,7 @@ int main(int argc, char **argv)
         }
     }
     if (!model) return pp_cli_usage("-m MODEL is required");
+    if (strcmp(model, "-") == 0 && optind == argc) return pp_cli_usage("with -m -, the prompts must be arguments");
     if (raw) tmpl_arg = "raw";
 
     pp_template *tmpl = NULL;
@@ -327,8 +347,8 @@ int main(int argc, char **argv)
         s = pp_fail(PP_E_NOMEM, "out of memory");
         goto fail;
     }
-    pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %d threads, loaded in %.2f s", model, g.m.cfg.arch,
-               g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->threads, now() - t0);
+    pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %d thread%s, loaded in %.2f s; encoder: %s", model, g.m.cfg.arch,
+               g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->threads, g.be->threads == 1 ? "" : "s", now() - t0, g.tk->engine);
 
     if (optind < argc) {
         for (int i = optind; i < argc && s == PP_OK; i++) {

@@ -24,3 +24,9 @@ expect generate_two_prompts_two_lines 0 '^$' "test \$($G -m $M --raw --greedy --
 expect generate_prompt_too_long 65 'a prompt of [0-9]+ tokens does not fit the context of 512' "awk 'BEGIN{for(i=0;i<700;i++) printf \"word \"; print \"\"}' | $G -m $M --raw --max-new-tokens 2"
 expect generate_nf4_model 0 '' "$BIN/pp-quantize -q -o $T/m.nf4 $M && $G -m $T/m.nf4 --raw --greedy --max-new-tokens 12 'Once upon a time' | grep -q '^, there was a little girl named Lily'"
 expect generate_verbose_speed 0 'generation [0-9]+ tokens at [0-9.]+ tokens/s' "$G -v -m $M --raw --greedy --max-new-tokens 8 'Once'"
+
+# streaming never shows an unfinished character (byte-fallback pieces) and matches --json
+cp -r tests/fixtures/llama/chain $T/chain && cp $M/tokenizer.model $T/chain/
+printf '\346\274\242b\n' > $T/chain4.want
+expect generate_streams_whole_characters 0 '^$' "$G -m $T/chain --greedy --raw --max-new-tokens 4 a | cmp - $T/chain4.want"
+expect generate_stream_equals_json 0 '^$' "$G -m $T/chain --greedy --raw --max-new-tokens 6 --json a | grep -qF '\"response\": \"漢b a'"

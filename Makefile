@@ -141,6 +141,8 @@ bench: $(TOOLS)
 	@sh bench/tokenize.sh
 	@echo; echo "== the same, cache-hostile text (30% of words random pseudo-words) =="
 	@BENCH_RARE=0.3 sh bench/tokenize.sh
+	@echo; echo "== pp-generate next to transformers (CPU: prompt, decode, sgemm) =="
+	@sh bench/generate.sh
 
 clean:
 	rm -rf build bin

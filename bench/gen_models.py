@@ -12,8 +12,8 @@ this file's checksum and the shape: a directory whose stamp matches is kept as
 it is, anything else is rebuilt (written to NAME-random.tmp, then renamed).
 
 Weights: every matrix (embeddings, the seven projections per layer and an
-untied lm_head) ~ N(0, 0.02) from torch.Generator seeded with SEED + the
-layer's index in a fixed order, norms 1.0. Deterministic for a given torch
+untied lm_head) ~ N(0, 0.02) from a torch.Generator seeded with SEED + the
+parameter's index in name order, norms 1.0. Deterministic for a given torch
 version (CPU normal_ with an explicit generator). The weights have no meaning;
 they only make greedy generation well defined and costly like the real
 models. transformers 5 writes rope_theta inside "rope_parameters"; a

@@ -25,7 +25,10 @@
 # pp runs RUNS times per model as separate processes (alternating f32 / nf4);
 # the peer loads the model once, warms up, then runs RUNS times. Medians.
 # pp's output is compared with the peer's (greedy, so they should agree; on
-# random weights a near-tie can flip a token late in the text).
+# random weights a near-tie can flip a token late in the text); pp's NF4
+# output with the peer's greedy text on NF4-round-tripped weights (untimed).
+# The load average is printed before and after: anything else running on the
+# machine (a build, tests) shows up as spread between runs.
 #
 # Environment: THREADS (default: all online CPUs), RUNS (3), NEW_TOKENS (128:
 # new tokens for stories260K and stories15M), NEW_TOKENS_110M (64),
@@ -65,6 +68,8 @@ done
 [ -r "$SHARED/llama2-tokenizer/tokenizer.model" ] || die "no $SHARED/llama2-tokenizer/tokenizer.model"
 mkdir -p "$M" "$W"
 T0=$(date +%s)
+LOAD0=$(cut -d ' ' -f 1-4 /proc/loadavg 2>/dev/null || echo '?')
+case $LOAD0 in [1-9]*|0.[5-9]*) echo "bench: warning: load average $LOAD0 before starting; other work will disturb the timings" >&2 ;; esac
 
 # The prompt: fixed English text, 127 Llama 2 tokens + BOS = 128 (243 + BOS with stories260K's 512-piece tokenizer).
 PROMPT_FILE=$W/prompt.txt
@@ -127,14 +132,14 @@ for m in $MODELS; do
         i=$((i + 1))
     done
     echo "bench: $m: transformers, warm-up + $RUNS runs"
-    "$PYTHON" bench/peer_generate.py --threads "$THREADS" --new "$n" --runs "$RUNS" "$d" "$PROMPT_FILE" \
+    "$PYTHON" bench/peer_generate.py --threads "$THREADS" --new "$n" --runs "$RUNS" --nf4-blocksize 64 "$d" "$PROMPT_FILE" \
         > "$W/$m.peer.json" 2> "$W/$m.peer.err" || { cat "$W/$m.peer.err" >&2; die "the peer failed on $d"; }
     P=$(head -n 1 "$W/$m.times" | cut -d ' ' -f 1)
     set -- $(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]));
 d=c["hidden_size"]; h=c.get("num_attention_heads"); k=c.get("num_key_value_heads") or h; hd=c.get("head_dim") or d//h
 print(d, c["intermediate_size"], h*hd, k*hd)' "$d/config.json")
     "$PROBE" "$THREADS" "$P" "$1" "$2" "$3" "$4" > "$W/$m.sgemm" || die "sgemm probe failed"
-    echo "bench: $m: $(cut -d ' ' -f 1-8 "$W/$m.sgemm") GFLOP/s"
+    echo "bench: $m: cblas_sgemm on one layer's products, M=$P, $THREADS thread(s): $(cut -d ' ' -f 8 "$W/$m.sgemm") GFLOP/s"
 done
 
 # ---- 5. the report
@@ -147,4 +152,4 @@ python3 bench/generate_report.py "$W" "$PROMPT_FILE" "$MODELS" \
     "machine: $(uname -m), $(getconf _NPROCESSORS_ONLN) online CPU(s), ${cpu:-unknown CPU}, ${mem:-? memory}; $(uname -sr)" \
     "threads: $THREADS (pp-generate -t $THREADS; torch.set_num_threads($THREADS); sgemm probe openblas_set_num_threads($THREADS))${PP_ENV:+; pp run with $PP_ENV}" \
     "versions: $ppver, built by ${ccver:-?}" \
-    "runs: median of $RUNS; new tokens $NEW_TOKENS (stories110M: $NEW_TOKENS_110M); wall time of this script $(( $(date +%s) - T0 )) s"
+    "runs: median of $RUNS; new tokens $NEW_TOKENS (stories110M: $NEW_TOKENS_110M); wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(cut -d ' ' -f 1-4 /proc/loadavg 2>/dev/null || echo '?')"

@@ -54,11 +54,16 @@ def common_prefix(a, b):
     return n
 
 
-def agreement(pp_text, hf_text):
+def agreement(pp_text, hf_text, what):
+    if hf_text is None:
+        return "no reference"
     if pp_text == hf_text:
-        return "same text as transformers (%d chars)" % len(hf_text)
+        return "same text as %s (%d chars)" % (what, len(hf_text))
+    if pp_text.strip() == hf_text.strip():
+        return "same text as %s apart from surrounding whitespace (%r vs %r at the start)" % (
+            what, pp_text[:3], hf_text[:3])
     k = common_prefix(pp_text, hf_text)
-    return "differs from transformers after %d of %d chars" % (k, len(hf_text))
+    return "differs from %s after %d of %d chars" % (what, k, len(hf_text))
 
 
 def fmt(v):
@@ -113,8 +118,12 @@ def main():
                       % (fmt(hf_pt), fmt(hf_dec),
                          ", ".join("%s/%s" % (fmt(a), fmt(b)) for a, b in zip(hf_prompt, peer["decode_tps"])),
                          ", ".join(fmt(x) for x in peer["decode_tps_sub"])))
-            print("    output: %s%s" % (agreement(texts[0], hf_text) + ("" if kind == "f32" else " (fp32)"),
-                                        "".join("; " + n for n in notes)))
+            if kind == "f32":
+                out = agreement(texts[0], hf_text, "transformers")
+            else:
+                out = agreement(texts[0], peer.get("nf4_text"), "transformers on NF4-round-tripped weights")
+                out += "; " + agreement(texts[0], hf_text, "fp32 transformers")
+            print("    output: %s%s" % (out, "".join("; " + n for n in notes)))
             table.append((m + ("" if m == "stories260K" else " (random)"), kind if kind == "f32" else "nf4 *",
                           fmt(pp_pt), fmt(hf_pt), fmt(pp_dec), fmt(hf_dec), "%.2fx" % (pp_dec / hf_dec),
                           "%.1f%%" % (100 * frac)))
@@ -130,8 +139,12 @@ def main():
           " column is the same fp32 model, since bitsandbytes' 4-bit layers do not run on this CPU")
     print("decode ratio = pp decode / HF decode (target >= 3x); prefill % of sgemm = pp's prefill FLOP rate over"
           " cblas_sgemm's on the same layer shapes and threads (target >= 50%)")
+    peer = json.load(open(os.path.join(d, models[0] + ".peer.json")))
+    sg = open(os.path.join(d, models[0] + ".sgemm")).read().split()
     for line in lines:
         print(line)
+    print("peer: torch %s (CPU ops through %s, %d threads), transformers %s; sgemm: %s (core %s)"
+          % (peer["torch"], peer["blas"], peer["threads"], peer["transformers"], " ".join(sg[9:]), sg[8]))
 
 
 if __name__ == "__main__":

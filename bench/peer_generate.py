@@ -23,9 +23,20 @@ warm-up (a prefill and a 4-token generate), then R timed runs, each:
            to its last token), which covers the same N - 1 forwards and N
            samples. (N / (generate time - prefill time) is also given.)
 
+With --nf4-blocksize B, after the timed runs the seven linear weights of
+every decoder layer are replaced in place by their NF4 round trip (absmax per
+block of B values of the row-major flattened weight, each value scaled by
+1/absmax in float32 and mapped to the nearest of bitsandbytes' 16 NF4 codes,
+code * absmax back), which is what pp-quantize's NF4 file holds (embeddings,
+norms and lm_head untouched), and one more greedy generate (untimed) gives
+nf4_text: the output pp's NF4 model should reproduce. This is a correctness
+reference only; its speed means nothing.
+
 Prints one JSON object: versions, prompt_tokens, new_tokens, per-run lists
 prefill_s, decode_tps, decode_tps_sub, and the generated ids and text of the
-last run (text decoded with sentencepiece, as pp-generate prints it).
+last run. The text is the continuation as it reads after the prompt:
+decode(prompt + new) with decode(prompt) cut off the front, so a first word
+that starts with a space keeps it (sp.decode(new) alone would drop it).
 """
 import argparse
 import json
@@ -39,6 +50,27 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 warnings.filterwarnings("ignore")
+
+
+# bitsandbytes' NF4 code (get_4bit_type("nf4")), float32
+NF4 = [-1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+       -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+       0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+       0.7229568362236023, 1.0]
+
+
+def nf4_roundtrip(w, bs):
+    import torch
+    code = torch.tensor(NF4, dtype=torch.float32)
+    flat = w.detach().reshape(-1).to(torch.float32)
+    n = flat.numel()
+    pad = (-n) % bs
+    blocks = torch.cat([flat, flat.new_zeros(pad)]).reshape(-1, bs)
+    absmax = blocks.abs().amax(dim=1, keepdim=True)
+    scaled = blocks * (1.0 / absmax)
+    idx = (scaled.unsqueeze(-1) - code).abs().argmin(dim=-1)
+    out = (code[idx] * absmax).reshape(-1)[:n].reshape(w.shape)
+    return torch.nan_to_num(out, nan=0.0)  # an all-zero block stays zero
 
 
 class TimingStreamer:
@@ -67,6 +99,7 @@ def main():
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--new", type=int, required=True)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--nf4-blocksize", type=int, default=0)
     ap.add_argument("model")
     ap.add_argument("prompt")
     a = ap.parse_args()
@@ -95,6 +128,10 @@ def main():
         model(input_ids=x, attention_mask=mask, use_cache=True, logits_to_keep=1)
         return time.perf_counter() - t0
 
+    def continuation(new):
+        full, head = sp.decode(ids + new), sp.decode(ids)
+        return full[len(head):] if full.startswith(head) else sp.decode(new)
+
     def generate(n):
         s = TimingStreamer()
         t0 = time.perf_counter()
@@ -115,6 +152,12 @@ def main():
             res["prefill_s"].append(tp)
             res["decode_tps"].append(a.new / (t1 - s.times[0]))
             res["decode_tps_sub"].append(a.new / max(t1 - t0 - tp, 1e-9))
+        if a.nf4_blocksize:
+            for layer in model.model.layers:
+                for lin in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
+                            layer.self_attn.o_proj, layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj):
+                    lin.weight.copy_(nf4_roundtrip(lin.weight, a.nf4_blocksize))
+            res["nf4_text"] = continuation(generate(a.new)[3])
     res.update({
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -123,7 +166,7 @@ def main():
         "prompt_tokens": len(ids),
         "new_tokens": a.new,
         "ids": new,
-        "text": sp.decode(new),
+        "text": continuation(new),
     })
     json.dump(res, sys.stdout)
     sys.stdout.write("\n")

@@ -74,10 +74,19 @@ static void widen_row(float *out, const pp_weight *w, int r)
     case PP_W_FP4: {
         const float *code = pp_quant_code4(w->type == PP_W_FP4 ? PP_Q_FP4 : PP_Q_NF4);
         const uint8_t *p = w->data;
-        for (size_t i = 0; i < c; i++) {
-            size_t k = at + i;
-            unsigned q = (k & 1) ? p[k / 2] & 15 : p[k / 2] >> 4;
-            out[i] = code[q] * w->absmax[k / (size_t)w->blocksize];
+        size_t bs = (size_t)w->blocksize;
+        for (size_t i = 0; i < c;) {
+            size_t k = at + i, blk = k / bs, end = (blk + 1) * bs - at;
+            if (end > c) end = c;
+            float lut[16], a = w->absmax[blk];
+            for (int j = 0; j < 16; j++) lut[j] = code[j] * a;
+            if ((k & 1) == 0) /* whole bytes: two values each */
+                for (; i + 1 < end; i += 2, k += 2) {
+                    uint8_t b = p[k / 2];
+                    out[i] = lut[b >> 4];
+                    out[i + 1] = lut[b & 15];
+                }
+            for (; i < end; i++, k++) out[i] = lut[(k & 1) ? p[k / 2] & 15 : p[k / 2] >> 4];
         }
         break;
     }
@@ -133,7 +142,7 @@ static void fused(pp_backend *be, float *out, const float *x, const pp_weight *w
                 float v = (float)q[c] * (w->absmax[(at + c) / (size_t)w->blocksize] / 127.0f);
                 for (int t = 0; t < n; t++) sum[t] += v * x[(size_t)t * cols + c];
             }
-        } else { /* NF4 / FP4: a 16-entry table per block */
+        } else { /* NF4 / FP4: a 16-entry table per block, two values per byte */
             const uint8_t *p = w->data;
             size_t bs = (size_t)w->blocksize;
             for (int c = 0; c < cols;) {
@@ -142,9 +151,17 @@ static void fused(pp_backend *be, float *out, const float *x, const pp_weight *w
                 if (end > (size_t)cols) end = (size_t)cols;
                 float lut[16], a = w->absmax[blk];
                 for (int j = 0; j < 16; j++) lut[j] = code[j] * a;
-                for (; c < (int)end; c++) {
-                    size_t kk = at + (size_t)c;
-                    float v = lut[(kk & 1) ? p[kk / 2] & 15 : p[kk / 2] >> 4];
+                if ((k & 1) == 0 && n == 1) {
+                    float s0 = 0, s1 = 0;
+                    for (; c + 1 < (int)end; c += 2, k += 2) {
+                        uint8_t b = p[k / 2];
+                        s0 += lut[b >> 4] * x[c];
+                        s1 += lut[b & 15] * x[c + 1];
+                    }
+                    sum[0] += s0 + s1;
+                }
+                for (; c < (int)end; c++, k++) {
+                    float v = lut[(k & 1) ? p[k / 2] & 15 : p[k / 2] >> 4];
                     for (int t = 0; t < n; t++) sum[t] += v * x[(size_t)t * cols + c];
                 }
             }
@@ -156,29 +173,38 @@ static void fused(pp_backend *be, float *out, const float *x, const pp_weight *w
     }
 }
 
+/* out (n, rows) = x · Wᵀ with one thread pool: each OpenMP thread takes a
+ * slice of W's rows (widening or dequantizing it into its part of the
+ * scratch if needed) and runs single-threaded OpenBLAS on it. Two pools
+ * (OpenMP and OpenBLAS's own threads) spinning on the same cores cost more
+ * than they gave. */
 static void cpu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
     cpu *c = be->priv;
-    const float *W = w->data;
-    if (w->type != PP_W_F32) {
-        if (n <= FUSED_MAX_ROWS) {
-            fused(be, out, x, w, n, acc);
-            return;
-        }
-        if ((size_t)w->rows * w->cols > c->wcap) { /* not reserved: the fused kernel, in slices */
-            for (int t = 0; t < n; t += FUSED_MAX_ROWS)
-                fused(be, out + (size_t)t * w->rows, x + (size_t)t * w->cols, w, n - t < FUSED_MAX_ROWS ? n - t : FUSED_MAX_ROWS, acc);
-            return;
-        }
-#pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)w->rows * w->cols >= PAR_MIN)
-        for (int r = 0; r < w->rows; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
-        W = c->wbuf;
+    if (w->type != PP_W_F32 && (n <= FUSED_MAX_ROWS || (size_t)w->rows * w->cols > c->wcap)) {
+        for (int t = 0; t < n; t += FUSED_MAX_ROWS) /* decoding, or no scratch reserved */
+            fused(be, out + (size_t)t * w->rows, x + (size_t)t * w->cols, w, n - t < FUSED_MAX_ROWS ? n - t : FUSED_MAX_ROWS, acc);
+        return;
     }
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, w->rows, w->cols, 1.0f, W, w->cols, x, 1, acc ? 1.0f : 0.0f, out, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, w->rows, w->cols, 1.0f, x, w->cols, W, w->cols,
-                    acc ? 1.0f : 0.0f, out, w->rows);
+    int threads = (size_t)w->rows * w->cols * (size_t)n >= PAR_MIN ? be->threads : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int r0 = (int)((long)w->rows * id / nt), r1 = (int)((long)w->rows * (id + 1) / nt);
+        const float *W = (const float *)w->data + (size_t)r0 * w->cols;
+        if (w->type != PP_W_F32) {
+            for (int r = r0; r < r1; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
+            W = c->wbuf + (size_t)r0 * w->cols;
+        }
+        if (r1 > r0) {
+            if (n == 1)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, w->cols, 1.0f, W, w->cols, x, 1, acc ? 1.0f : 0.0f,
+                            out + r0, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r1 - r0, w->cols, 1.0f, x, w->cols, W, w->cols,
+                            acc ? 1.0f : 0.0f, out + r0, w->rows);
+        }
+    }
 }
 
 static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
@@ -267,7 +293,7 @@ pp_status pp_backend_cpu(pp_backend **out, int threads)
     be->ops = &cpu_ops;
     be->threads = threads > 0 ? threads : omp_get_num_procs();
     be->priv = c;
-    openblas_set_num_threads(be->threads);
+    openblas_set_num_threads(1); /* the threads are OpenMP's (cpu_matmul) */
     *out = be;
     return PP_OK;
 }

@@ -4,6 +4,9 @@
  * fused kernels that read the weight in its stored form, since there the
  * cost is reading the weight once. Everything else is OpenMP loops. */
 #include <cblas.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -120,12 +123,88 @@ static void cpu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_wei
     }
 }
 
+#if defined(__x86_64__)
+/* One row of a 4-bit weight against one vector, AVX2 + FMA: per block a
+ * 16-entry table in two registers, 16 values per step (8 bytes: nibbles
+ * interleaved high first), two accumulators. The row must start at a block
+ * boundary and the blocksize be a multiple of 16. */
+__attribute__((target("avx2,fma"))) static float dot4_avx2(const uint8_t *p, const float *absmax, const float *code,
+                                                            const float *x, int cols, int bs)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 clo = _mm256_loadu_ps(code), chi = _mm256_loadu_ps(code + 8);
+    const __m128i low = _mm_set1_epi8(15);
+    for (int b = 0; b < cols; b += bs) {
+        __m256 a = _mm256_set1_ps(absmax[b / bs]);
+        __m256 lo = _mm256_mul_ps(clo, a), hi = _mm256_mul_ps(chi, a);
+        for (int c = b; c < b + bs; c += 16) {
+            __m128i bytes = _mm_loadl_epi64((const __m128i *)(p + c / 2));
+            __m128i h = _mm_and_si128(_mm_srli_epi16(bytes, 4), low), l = _mm_and_si128(bytes, low);
+            __m128i q = _mm_unpacklo_epi8(h, l);
+            __m256i i0 = _mm256_cvtepu8_epi32(q), i1 = _mm256_cvtepu8_epi32(_mm_srli_si128(q, 8));
+            __m256 v0 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, i0), _mm256_permutevar8x32_ps(hi, i0),
+                                         _mm256_castsi256_ps(_mm256_slli_epi32(i0, 28)));
+            __m256 v1 = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, i1), _mm256_permutevar8x32_ps(hi, i1),
+                                         _mm256_castsi256_ps(_mm256_slli_epi32(i1, 28)));
+            acc0 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(x + c), acc0);
+            acc1 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x + c + 8), acc1);
+        }
+    }
+    __m256 acc = _mm256_add_ps(acc0, acc1);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* One row of bf16 weights against one vector, AVX2 + FMA. cols % 16 == 0. */
+__attribute__((target("avx2,fma"))) static float dot_bf16_avx2(const uint16_t *h, const float *x, int cols)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int c = 0; c < cols; c += 16) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)(h + c));
+        __m256 w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(w)), 16));
+        __m256 w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(w, 1)), 16));
+        acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + c), acc0);
+        acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + c + 8), acc1);
+    }
+    __m256 acc = _mm256_add_ps(acc0, acc1);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+static int have_avx2(void)
+{
+    static int v = -1;
+    if (v < 0) v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return v;
+}
+#endif
+
 /* Fused product for a few rows of x against a stored weight: each thread
  * takes a range of the weight's rows and reads them once. */
 static void fused(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
     int rows = w->rows, cols = w->cols;
     const float *code = pp_quant_code4(w->type == PP_W_FP4 ? PP_Q_FP4 : PP_Q_NF4);
+#if defined(__x86_64__)
+    /* one token: the vector kernels, where the layout allows */
+    int is4 = w->type == PP_W_NF4 || w->type == PP_W_FP4;
+    if (n == 1 && have_avx2() && ((is4 && w->blocksize % 16 == 0 && cols % w->blocksize == 0) ||
+                                  (w->type == PP_W_BF16 && cols % 16 == 0))) {
+#pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
+        for (int r = 0; r < rows; r++) {
+            size_t at = (size_t)r * cols;
+            float v = is4 ? dot4_avx2((const uint8_t *)w->data + at / 2, w->absmax + at / w->blocksize, code, x, cols,
+                                      w->blocksize)
+                          : dot_bf16_avx2((const uint16_t *)w->data + at, x, cols);
+            out[r] = acc ? out[r] + v : v;
+        }
+        return;
+    }
+#endif
 #pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
     for (int r = 0; r < rows; r++) {
         float sum[FUSED_MAX_ROWS] = {0};

@@ -201,6 +201,45 @@ TEST(half_precision_weights)
     }
 }
 
+/* Decoding (one token: fused and vector kernels reading the stored weight)
+ * and prompts (the weight dequantized, then sgemm) compute the same thing. */
+TEST(decode_kernels_agree_with_the_prompt_path)
+{
+    const char *types[3] = {"nf4", "fp4", "bf16"};
+    for (int k = 0; k < 3; k++) {
+        char cmd[512], path[] = "/tmp/pp-test-llama-XXXXXX";
+        close(mkstemp(path));
+        snprintf(cmd, sizeof cmd, "%s/pp-quantize -q -t %s -o %s ../shared/models/stories260K",
+                 getenv("BIN") ? getenv("BIN") : "bin", types[k], path);
+        CHECK(system(cmd) == 0);
+        pp_llama m;
+        CHECK_STATUS(pp_llama_load(&m, path), PP_OK);
+        unlink(path);
+        if (check_failed) return;
+        size_t T;
+        const int32_t *ids32 = fx("stories260K", "input_ids", &T);
+        uint32_t ids[64];
+        for (size_t i = 0; i < T; i++) ids[i] = (uint32_t)ids32[i];
+        int V = m.cfg.vocab;
+        float *a = malloc(T * V * sizeof *a), *b = malloc(T * V * sizeof *b);
+        pp_infer s1, s2;
+        CHECK_STATUS(pp_infer_init(&s1, &m, be, 64, 1), PP_OK);
+        CHECK_STATUS(pp_infer_init(&s2, &m, be, 64, 64), PP_OK);
+        for (size_t i = 0; i < T; i++) CHECK_STATUS(pp_infer_forward(&s1, ids + i, 1, a + i * V, 0), PP_OK);
+        CHECK_STATUS(pp_infer_forward(&s2, ids, (int)T, b, 1), PP_OK);
+        double e = rel_err(a, b, T * V);
+        if (!(e < 1e-5)) {
+            fprintf(stderr, "  %s: decode and prompt paths differ by %.3g\n", types[k], e);
+            check_failed = 1;
+        }
+        pp_infer_free(&s1);
+        pp_infer_free(&s2);
+        free(a);
+        free(b);
+        pp_llama_free(&m);
+    }
+}
+
 TEST(context_and_vocabulary_limits)
 {
     pp_llama m;
@@ -235,6 +274,7 @@ int main(void)
     RUN(greedy_generation_equals_transformers);
     RUN(nf4_logits_close_to_the_original);
     RUN(half_precision_weights);
+    RUN(decode_kernels_agree_with_the_prompt_path);
     RUN(context_and_vocabulary_limits);
     pp_backend_free(be);
     pp_st_close(st);

@@ -4,6 +4,8 @@
  * fused kernels that read the weight in its stored form, since there the
  * cost is reading the weight once. Everything else is OpenMP loops. */
 #include <cblas.h>
+#include <pthread.h>
+#include <sched.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -373,6 +375,29 @@ pp_status pp_backend_cpu(pp_backend **out, int threads)
     be->threads = threads > 0 ? threads : omp_get_num_procs();
     be->priv = c;
     openblas_set_num_threads(1); /* the threads are OpenMP's (cpu_matmul) */
+    /* Start the thread pool now; pin each thread to its own CPU when there
+     * are enough of them (as OMP_PROC_BIND=true would, unless the user set
+     * it): unpinned, two busy threads were now and then scheduled on one
+     * CPU, and a prompt took three times as long. */
+    cpu_set_t allowed;
+    int pin = !getenv("OMP_PROC_BIND") && sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
+              CPU_COUNT(&allowed) >= be->threads && be->threads > 1;
+#pragma omp parallel num_threads(be->threads)
+    {
+        if (pin) {
+            int want = omp_get_thread_num(), k = -1;
+            for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET(cpu, &allowed) && ++k == want) {
+                    cpu_set_t one;
+                    CPU_ZERO(&one);
+                    CPU_SET(cpu, &one);
+                    pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+                    break;
+                }
+        }
+        float a[64] = {0}, b[64] = {0}, o[64];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, o, 8);
+    }
     *out = be;
     return PP_OK;
 }

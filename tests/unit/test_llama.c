@@ -66,6 +66,7 @@ static void check_logits(const char *name, const char *path)
             for (size_t i = 0; i < T; i++) CHECK_STATUS(pp_infer_forward(&s, ids + i, 1, got + i * V, 0), PP_OK);
         }
         double e = rel_err(got, b < 2 ? want : want_step, T * V);
+        fprintf(stderr, "  %s, batch %d: relative error %.2e\n", name, batches[b], e);
         if (!(e < TOL)) {
             fprintf(stderr, "  %s (batch %d): relative error %.3g\n", name, batches[b], e);
             check_failed = 1;

@@ -126,6 +126,15 @@ static void cpu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_wei
 }
 
 #if defined(__x86_64__)
+/* The sum of a vector's 8 lanes. */
+__attribute__((target("avx2,fma"))) static inline float hsum(__m256 v)
+{
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
 /* One row of a 4-bit weight against one vector, AVX2 + FMA: per block a
  * 16-entry table in two registers, 16 values per step (8 bytes: nibbles
  * interleaved high first), two accumulators. The row must start at a block
@@ -152,11 +161,7 @@ __attribute__((target("avx2,fma"))) static float dot4_avx2(const uint8_t *p, con
             acc1 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(x + c + 8), acc1);
         }
     }
-    __m256 acc = _mm256_add_ps(acc0, acc1);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
+    return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 /* One row of bf16 weights against one vector, AVX2 + FMA. cols % 16 == 0. */
@@ -170,11 +175,7 @@ __attribute__((target("avx2,fma"))) static float dot_bf16_avx2(const uint16_t *h
         acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + c), acc0);
         acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + c + 8), acc1);
     }
-    __m256 acc = _mm256_add_ps(acc0, acc1);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
+    return hsum(_mm256_add_ps(acc0, acc1));
 }
 
 static int have_avx2(void)

@@ -123,18 +123,24 @@ TEST(greedy_generation_equals_transformers)
     pp_llama_free(&m);
 }
 
+/* stories260K through pp-quantize with the given options, loaded. */
+static pp_status quantized(pp_llama *m, const char *opts)
+{
+    char cmd[512], path[] = "/tmp/pp-test-llama-XXXXXX";
+    close(mkstemp(path));
+    snprintf(cmd, sizeof cmd, "%s/pp-quantize -q %s -o %s ../shared/models/stories260K", getenv("BIN") ? getenv("BIN") : "bin",
+             opts, path);
+    pp_status s = system(cmd) == 0 ? pp_llama_load(m, path) : pp_fail(PP_E_INTERNAL, "%s failed", cmd);
+    unlink(path);
+    return s;
+}
+
 /* The NF4 model from pp-quantize stays close to the original: a relative L2
  * error of the logits near NF4's weight error and mostly the same argmax. */
 TEST(nf4_logits_close_to_the_original)
 {
-    char cmd[512], path[] = "/tmp/pp-test-llama-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    snprintf(cmd, sizeof cmd, "%s/pp-quantize -q -o %s ../shared/models/stories260K", getenv("BIN") ? getenv("BIN") : "bin", path);
-    CHECK(system(cmd) == 0);
     pp_llama m;
-    CHECK_STATUS(pp_llama_load(&m, path), PP_OK);
-    unlink(path);
+    CHECK_STATUS(quantized(&m, ""), PP_OK);
     if (check_failed) return;
     CHECK(strcmp(m.quant, "nf4") == 0 && m.layers[0].wq.type == PP_W_NF4);
     size_t T;
@@ -174,14 +180,10 @@ TEST(half_precision_weights)
     const char *types[2] = {"f16", "bf16"};
     const double tol[2] = {2e-3, 2e-2};
     for (int k = 0; k < 2; k++) {
-        char cmd[512], path[] = "/tmp/pp-test-llama-XXXXXX";
-        close(mkstemp(path));
-        snprintf(cmd, sizeof cmd, "%s/pp-quantize -q -t %s --dtype %s -o %s ../shared/models/stories260K",
-                 getenv("BIN") ? getenv("BIN") : "bin", types[k], types[k], path);
-        CHECK(system(cmd) == 0);
+        char opts[64];
+        snprintf(opts, sizeof opts, "-t %s --dtype %s", types[k], types[k]);
         pp_llama m;
-        CHECK_STATUS(pp_llama_load(&m, path), PP_OK);
-        unlink(path);
+        CHECK_STATUS(quantized(&m, opts), PP_OK);
         if (check_failed) return;
         CHECK(m.embed.type == (k ? PP_W_BF16 : PP_W_F16) && m.layers[0].wq.type == m.embed.type);
         size_t T;
@@ -208,14 +210,10 @@ TEST(decode_kernels_agree_with_the_prompt_path)
 {
     const char *types[3] = {"nf4", "fp4", "bf16"};
     for (int k = 0; k < 3; k++) {
-        char cmd[512], path[] = "/tmp/pp-test-llama-XXXXXX";
-        close(mkstemp(path));
-        snprintf(cmd, sizeof cmd, "%s/pp-quantize -q -t %s -o %s ../shared/models/stories260K",
-                 getenv("BIN") ? getenv("BIN") : "bin", types[k], path);
-        CHECK(system(cmd) == 0);
+        char opts[64];
+        snprintf(opts, sizeof opts, "-t %s", types[k]);
         pp_llama m;
-        CHECK_STATUS(pp_llama_load(&m, path), PP_OK);
-        unlink(path);
+        CHECK_STATUS(quantized(&m, opts), PP_OK);
         if (check_failed) return;
         size_t T;
         const int32_t *ids32 = fx("stories260K", "input_ids", &T);

@@ -130,7 +130,7 @@ build/fuzz/spm.o: common/spm.cc common/*.h | $(DEPSTAMP)
 
 build/fuzz/%: tests/fuzz/%.c $(COMMON_C) common/*.h build/fuzz/spm.o | $(DEPSTAMP)
 	@mkdir -p $(@D)
-	clang -std=c11 -D_GNU_SOURCE -O1 -g -Icommon $(FUZZ_SAN) -fsanitize=fuzzer $< $(filter-out common/backend_cpu.c,$(COMMON_C)) build/fuzz/spm.o \
+	clang -std=c11 -D_GNU_SOURCE -O1 -g -Icommon $(FUZZ_SAN) -fsanitize=fuzzer $< $(COMMON_C) build/fuzz/spm.o \
 	  -o $@ $(LDLIBS)
 
 fuzz: $(FUZZERS)

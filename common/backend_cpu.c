@@ -10,7 +10,13 @@
 #include <immintrin.h>
 #endif
 #include <math.h>
+#ifdef _OPENMP
 #include <omp.h>
+#else /* built without OpenMP (the fuzzers): one thread */
+static int omp_get_thread_num(void) { return 0; }
+static int omp_get_num_threads(void) { return 1; }
+static int omp_get_num_procs(void) { return 1; }
+#endif
 #include <stdlib.h>
 #include <string.h>
 

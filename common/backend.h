@@ -58,6 +58,36 @@ typedef struct pp_backend_ops {
     void (*swiglu)(pp_backend *be, float *out, const float *gate, const float *up, size_t n);
     /* x += y over n values. */
     void (*add)(pp_backend *be, float *x, const float *y, size_t n);
+
+    /* ---- training (backward passes mirror the forward ones) ---- */
+    /* C (M, N) = alpha * op(A) · op(B) + beta * C on plain fp32 row-major
+     * matrices; op(X) is X or Xᵀ. For the small LoRA products. */
+    void (*gemm)(pp_backend *be, float *C, const float *A, const float *B, int M, int N, int K, int transA, int transB,
+                 float alpha, float beta);
+    /* dx (n, cols) += dy (n, rows) · W: the input gradient of a frozen weight. */
+    void (*matmul_dx)(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n);
+    /* out = rmsnorm(x) as rmsnorm, keeping rstd (n) for the backward pass. */
+    void (*rmsnorm_train)(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps);
+    /* dx (n, dim) += the input gradient of rmsnorm for dy. */
+    void (*rmsnorm_backward)(pp_backend *be, float *dx, const float *dy, const float *x, const float *rstd,
+                             const pp_weight *w, int n);
+    /* dq, dk rotated back (the transpose of rope for positions pos0..). */
+    void (*rope_backward)(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
+                          float theta);
+    /* Causal self-attention over n tokens from position 0, keeping the
+     * probabilities: p (n_heads, n, n). q (n, n_heads*hd); k, v (n, n_kv*hd). */
+    void (*attention_train)(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
+                            int n_heads, int n_kv, int hd);
+    /* dq (set), dk, dv (set) from dout and the kept probabilities. */
+    void (*attention_backward)(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
+                               const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd);
+    /* dgate, dup (set) from dh for h = silu(gate) * up. */
+    void (*swiglu_backward)(pp_backend *be, float *dgate, float *dup, const float *dh, const float *gate, const float *up,
+                            size_t n);
+    /* Cross-entropy of rows of logits (n, vocab) against targets (n; -1 =
+     * no loss): returns the summed loss; logits are replaced by their
+     * gradient times scale (zero rows where there is no target). */
+    double (*cross_entropy)(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale);
 } pp_backend_ops;
 
 struct pp_backend {

@@ -363,9 +363,203 @@ static void cpu_add(pp_backend *be, float *x, const float *y, size_t n)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+
+/* ------------------------------------------------------------- training */
+
+static void cpu_gemm(pp_backend *be, float *C, const float *A, const float *B, int M, int N, int K, int ta, int tb,
+                     float alpha, float beta)
+{
+    (void)be;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+
+static void cpu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n)
+{
+    cpu *c = be->priv;
+    /* dx (n, cols) += dy (n, rows) · W (rows, cols): threads split dx's columns
+     * when W is fp32; a stored weight is widened row slice by row slice. */
+    if (w->type == PP_W_F32) {
+        int threads = (size_t)w->rows * w->cols * (size_t)n >= PAR_MIN ? be->threads : 1;
+#pragma omp parallel num_threads(threads)
+        {
+            int nt = omp_get_num_threads(), id = omp_get_thread_num();
+            int c0 = (int)((long)w->cols * id / nt), c1 = (int)((long)w->cols * (id + 1) / nt);
+            if (c1 > c0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c1 - c0, w->rows, 1.0f, dy, w->rows,
+                            (const float *)w->data + c0, w->cols, 1.0f, dx + c0, w->cols);
+        }
+        return;
+    }
+#pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)w->rows * w->cols >= PAR_MIN)
+    for (int r = 0; r < w->rows; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, w->cols, w->rows, 1.0f, dy, w->rows, c->wbuf, w->cols, 1.0f,
+                dx, w->cols);
+}
+
+static void cpu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
+{
+    (void)be;
+    int dim = w->cols;
+    const float *g = w->data;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim;
+        float ss = 0;
+        for (int j = 0; j < dim; j++) ss += xi[j] * xi[j];
+        float r = 1.0f / sqrtf(ss / (float)dim + eps);
+        rstd[i] = r;
+        for (int j = 0; j < dim; j++) out[(size_t)i * dim + j] = g[j] * (xi[j] * r);
+    }
+}
+
+static void cpu_rmsnorm_backward(pp_backend *be, float *dx, const float *dy, const float *x, const float *rstd,
+                                 const pp_weight *w, int n)
+{
+    (void)be;
+    int dim = w->cols;
+    const float *g = w->data;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * dim, *dyi = dy + (size_t)i * dim;
+        float r = rstd[i];
+        double dot = 0; /* sum_j g_j dy_j x_j */
+        for (int j = 0; j < dim; j++) dot += (double)g[j] * dyi[j] * xi[j];
+        float k = (float)(dot * r * r * r / dim);
+        for (int j = 0; j < dim; j++) dx[(size_t)i * dim + j] += r * g[j] * dyi[j] - k * xi[j];
+    }
+}
+
+static void cpu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
+                              float theta)
+{
+    (void)be;
+    int half = hd / 2;
+    for (int i = 0; i < n; i++) {
+        float pos = (float)(pos0 + i);
+        for (int j = 0; j < half; j++) {
+            float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
+            float a = pos * inv, cs = cosf(a), sn = sinf(a);
+            for (int h = 0; h < n_heads + n_kv; h++) {
+                float *v = h < n_heads ? dq + ((size_t)i * n_heads + h) * hd : dk + ((size_t)i * n_kv + (h - n_heads)) * hd;
+                float g1 = v[j], g2 = v[j + half]; /* the transpose of the rotation */
+                v[j] = g1 * cs + g2 * sn;
+                v[j + half] = g2 * cs - g1 * sn;
+            }
+        }
+    }
+}
+
+static void cpu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v,
+                                int n, int n_heads, int n_kv, int hd)
+{
+    int group = n_heads / n_kv, qd = n_heads * hd, kvd = n_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for num_threads(be->threads) schedule(dynamic) if ((size_t)n * n * n_heads * hd >= PAR_MIN)
+    for (int h = 0; h < n_heads; h++) {
+        int kh = h / group;
+        for (int i = 0; i < n; i++) {
+            const float *qi = q + (size_t)i * qd + (size_t)h * hd;
+            float *pi = p + ((size_t)h * n + i) * n, mx = -INFINITY;
+            for (int j = 0; j <= i; j++) {
+                const float *kj = k + (size_t)j * kvd + (size_t)kh * hd;
+                float d = 0;
+                for (int e = 0; e < hd; e++) d += qi[e] * kj[e];
+                pi[j] = d * scale;
+                if (pi[j] > mx) mx = pi[j];
+            }
+            float sum = 0;
+            for (int j = 0; j <= i; j++) sum += (pi[j] = expf(pi[j] - mx));
+            for (int j = 0; j <= i; j++) pi[j] /= sum;
+            for (int j = i + 1; j < n; j++) pi[j] = 0;
+            float *o = out + (size_t)i * qd + (size_t)h * hd;
+            for (int e = 0; e < hd; e++) o[e] = 0;
+            for (int j = 0; j <= i; j++) {
+                const float *vj = v + (size_t)j * kvd + (size_t)kh * hd;
+                for (int e = 0; e < hd; e++) o[e] += pi[j] * vj[e];
+            }
+        }
+    }
+}
+
+static void cpu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
+                                   const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
+{
+    cpu *c = be->priv;
+    int group = n_heads / n_kv, qd = n_heads * hd, kvd = n_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    memset(dq, 0, (size_t)n * qd * sizeof *dq);
+    memset(dk, 0, (size_t)n * kvd * sizeof *dk);
+    memset(dv, 0, (size_t)n * kvd * sizeof *dv);
+    /* heads of one group write the same dk, dv: serial over heads */
+    float *dp = c->att; /* reserved for n positions */
+    for (int h = 0; h < n_heads; h++) {
+        int kh = h / group;
+        for (int i = 0; i < n; i++) {
+            const float *pi = p + ((size_t)h * n + i) * n, *doi = dout + (size_t)i * qd + (size_t)h * hd;
+            const float *qi = q + (size_t)i * qd + (size_t)h * hd;
+            float *dqi = dq + (size_t)i * qd + (size_t)h * hd;
+            float rowdot = 0;
+            for (int j = 0; j <= i; j++) {
+                const float *vj = v + (size_t)j * kvd + (size_t)kh * hd;
+                float *dvj = dv + (size_t)j * kvd + (size_t)kh * hd;
+                float d = 0;
+                for (int e = 0; e < hd; e++) {
+                    d += doi[e] * vj[e];
+                    dvj[e] += pi[j] * doi[e];
+                }
+                dp[j] = d;
+                rowdot += d * pi[j];
+            }
+            for (int j = 0; j <= i; j++) {
+                float ds = pi[j] * (dp[j] - rowdot) * scale;
+                const float *kj = k + (size_t)j * kvd + (size_t)kh * hd;
+                float *dkj = dk + (size_t)j * kvd + (size_t)kh * hd;
+                for (int e = 0; e < hd; e++) {
+                    dqi[e] += ds * kj[e];
+                    dkj[e] += ds * qi[e];
+                }
+            }
+        }
+    }
+}
+
+static void cpu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,
+                                size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) {
+        float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
+        du[i] = dh[i] * silu;
+        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    }
+}
+
+static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
+{
+    double loss = 0;
+#pragma omp parallel for num_threads(be->threads) reduction(+ : loss) if ((size_t)n * vocab >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        float *l = logits + (size_t)i * vocab;
+        if (targets[i] < 0) {
+            memset(l, 0, (size_t)vocab * sizeof *l);
+            continue;
+        }
+        float mx = l[0];
+        for (int j = 1; j < vocab; j++)
+            if (l[j] > mx) mx = l[j];
+        double sum = 0;
+        for (int j = 0; j < vocab; j++) sum += exp((double)(l[j] - mx));
+        double lse = mx + log(sum);
+        loss += lse - l[targets[i]];
+        for (int j = 0; j < vocab; j++) l[j] = (float)(exp((double)l[j] - lse)) * scale;
+        l[targets[i]] -= scale;
+    }
+    return loss;
+}
+
 static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
-    cpu_swiglu, cpu_add,
+    cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
+    cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)

@@ -1,0 +1,37 @@
+/* lora.h: LoRA adapters on the frozen linear weights of a Llama, stored as
+ * Hugging Face PEFT stores them: for a module with weight W (out, in),
+ * A (r, in) and B (out, r), and y = x Wᵀ + s (x Aᵀ) Bᵀ with s = alpha / r
+ * (alpha / sqrt(r) with rsLoRA). */
+#ifndef PP_LORA_H
+#define PP_LORA_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "status.h"
+
+enum { PP_LORA_Q, PP_LORA_K, PP_LORA_V, PP_LORA_O, PP_LORA_GATE, PP_LORA_UP, PP_LORA_DOWN, PP_LORA_TYPES };
+
+typedef struct pp_lora {
+    int r;
+    float alpha, scale;
+    int rslora;
+    unsigned targets;       /* bit t set: modules of type t are adapted */
+    int n_layers;
+    int in[PP_LORA_TYPES], out[PP_LORA_TYPES];
+    float **A, **B;         /* (n_layers * PP_LORA_TYPES) into params; NULL where not adapted */
+    float **dA, **dB;       /* the same into grads */
+    float *params, *grads;  /* one allocation each */
+    size_t n_params;
+} pp_lora;
+
+/* Allocates zeroed adapters (and gradients) for cfg. */
+pp_status pp_lora_init(pp_lora *l, const pp_config *cfg, int r, float alpha, int rslora, unsigned targets);
+void pp_lora_free(pp_lora *l);
+
+/* PEFT's module name of type t ("q_proj", "gate_proj", ...). */
+const char *pp_lora_module(int t);
+/* PEFT's key of a layer's A (is_b 0) or B: base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight */
+void pp_lora_key(char *buf, size_t n, int layer, int t, int is_b);
+
+#endif

@@ -1,0 +1,191 @@
+/* LoRA training against Hugging Face PEFT: the loss and every LoRA gradient
+ * for a given adapter (B non-zero) on a batch of two records with prompt
+ * masks, plain and rsLoRA, all seven target modules, on the tiny random
+ * Llama (GQA). Fixtures: tests/fixtures/gen_lora.py. And a finite-difference
+ * check of the gradients through the whole model. */
+#include <cjson/cJSON.h>
+#include <math.h>
+
+#include "check.h"
+#include "llama.h"
+#include "lora.h"
+#include "safetensors.h"
+#include "stream.h"
+#include "train.h"
+
+static pp_st_reader *st;
+static unsigned char *data;
+static pp_backend *be;
+static pp_llama model;
+
+static const void *fx(const char *name, size_t *count)
+{
+    const pp_tensor_info *t = pp_st_find(st, name);
+    if (!t) return NULL;
+    if (count) *count = (size_t)t->nelem;
+    return data + t->begin;
+}
+
+/* The batch: tokens, offsets, prompt lengths. */
+static const int32_t *tokens;
+static const int64_t *offsets;
+static const int32_t *plens;
+static size_t n_records;
+
+/* Loss and gradients of the batch as the step defines them: the mean over
+ * all targets of the step. */
+static double batch_loss(pp_trainer *t, pp_lora *l, int backward)
+{
+    int total = 0;
+    for (size_t r = 0; r < n_records; r++) total += (int)(offsets[r + 1] - offsets[r]) - (plens[r] > 1 ? plens[r] : 1);
+    if (backward) memset(l->grads, 0, l->n_params * sizeof *l->grads);
+    double loss = 0;
+    int targets = 0;
+    for (size_t r = 0; r < n_records; r++) {
+        uint32_t ids[64];
+        int n = (int)(offsets[r + 1] - offsets[r]);
+        for (int i = 0; i < n; i++) ids[i] = (uint32_t)tokens[offsets[r] + i];
+        CHECK_STATUS(pp_trainer_record(t, ids, n, plens[r], 1.0f / (float)total, backward, &loss, &targets), PP_OK);
+    }
+    CHECK(targets == total);
+    return loss / total;
+}
+
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(fabs((double)a[i] - b[i]) <= d)) d = fabs((double)a[i] - b[i]);
+        if (fabs(b[i]) > m) m = fabs(b[i]);
+    }
+    return m > 0 ? d / m : d;
+}
+
+static void load_adapter(pp_lora *l, const char *variant)
+{
+    for (int ly = 0; ly < l->n_layers; ly++)
+        for (int ty = 0; ty < PP_LORA_TYPES; ty++)
+            for (int b = 0; b < 2; b++) {
+                char key[256], name[300];
+                pp_lora_key(key, sizeof key, ly, ty, b);
+                snprintf(name, sizeof name, "%s.%s", variant, key);
+                size_t cnt;
+                const float *v = fx(name, &cnt);
+                size_t k = (size_t)ly * PP_LORA_TYPES + ty, want = (size_t)l->r * (b ? l->out[ty] : l->in[ty]);
+                if (!v || cnt != want) {
+                    fprintf(stderr, "  fixture %s missing or of the wrong size\n", name);
+                    check_failed = 1;
+                    continue;
+                }
+                memcpy(b ? l->B[k] : l->A[k], v, want * sizeof(float));
+            }
+}
+
+static void check_variant(const char *variant, int rslora)
+{
+    pp_lora l;
+    CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, rslora, 0x7f), PP_OK);
+    load_adapter(&l, variant);
+    pp_trainer t;
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, 32), PP_OK);
+    if (check_failed) return;
+    double loss = batch_loss(&t, &l, 1);
+    char name[300];
+    snprintf(name, sizeof name, "%s.loss", variant);
+    const float *want = fx(name, NULL);
+    double e = fabs(loss - want[0]) / fabs(want[0]);
+    fprintf(stderr, "  %s: loss %.7f, PEFT %.7f, relative difference %.2e\n", variant, loss, (double)want[0], e);
+    CHECK(e < 1e-5);
+    double worst = 0;
+    for (int ly = 0; ly < l.n_layers; ly++)
+        for (int ty = 0; ty < PP_LORA_TYPES; ty++)
+            for (int b = 0; b < 2; b++) {
+                char key[256];
+                pp_lora_key(key, sizeof key, ly, ty, b);
+                snprintf(name, sizeof name, "%s.grad.%s", variant, key);
+                size_t cnt, k = (size_t)ly * PP_LORA_TYPES + ty;
+                const float *g = fx(name, &cnt);
+                if (!g) {
+                    fprintf(stderr, "  fixture %s missing\n", name);
+                    check_failed = 1;
+                    continue;
+                }
+                double r = max_rel(b ? l.dB[k] : l.dA[k], g, cnt);
+                if (r > worst) worst = r;
+                if (!(r < 1e-4)) {
+                    fprintf(stderr, "  %s: gradient off by %.2e\n", name, r);
+                    check_failed = 1;
+                }
+            }
+    fprintf(stderr, "  %s: largest relative gradient difference %.2e over %d tensors\n", variant, worst, 2 * PP_LORA_TYPES * l.n_layers);
+    pp_trainer_free(&t);
+    pp_lora_free(&l);
+}
+
+TEST(loss_and_gradients_equal_peft) { check_variant("plain", 0); }
+TEST(loss_and_gradients_equal_peft_rslora) { check_variant("rslora", 1); }
+
+/* Central differences in double-checked float: a few random elements of A
+ * and B against the analytic gradient. */
+TEST(finite_differences)
+{
+    pp_lora l;
+    CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, 0, 0x7f), PP_OK);
+    load_adapter(&l, "plain");
+    pp_trainer t;
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, 32), PP_OK);
+    if (check_failed) return;
+    batch_loss(&t, &l, 1);
+    float *g = malloc(l.n_params * sizeof *g);
+    memcpy(g, l.grads, l.n_params * sizeof *g);
+    uint64_t s = 12345;
+    int bad = 0;
+    for (int k = 0; k < 12; k++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        size_t i = s % l.n_params;
+        float keep = l.params[i], h = 1e-2f;
+        l.params[i] = keep + h;
+        double up = batch_loss(&t, &l, 0);
+        l.params[i] = keep - h;
+        double down = batch_loss(&t, &l, 0);
+        l.params[i] = keep;
+        double fd = (up - down) / (2 * h);
+        if (fabs(fd - g[i]) > 2e-3 * fmax(1e-2, fabs(fd))) {
+            fprintf(stderr, "  parameter %zu: analytic %.6g, finite difference %.6g\n", i, (double)g[i], fd);
+            bad++;
+        }
+    }
+    CHECK(bad == 0);
+    free(g);
+    pp_trainer_free(&t);
+    pp_lora_free(&l);
+}
+
+int main(void)
+{
+    pp_reader *r;
+    if (pp_reader_open(&r, "tests/fixtures/lora/lora_ref.safetensors") != PP_OK || pp_st_open(&st, r) != PP_OK) {
+        fprintf(stderr, "fixture: %s\n", pp_errmsg());
+        return 2;
+    }
+    data = malloc(pp_st_data_size(st) + 1);
+    for (size_t i = 0; i < pp_st_count(st); i++) pp_st_read(st, pp_st_tensor(st, i), data + pp_st_tensor(st, i)->begin);
+    tokens = fx("batch.tokens", NULL);
+    offsets = fx("batch.offsets", &n_records);
+    plens = fx("batch.prompt_lens", NULL);
+    n_records--;
+    if (!tokens || !offsets || !plens || pp_llama_load(&model, "tests/fixtures/llama/tiny") != PP_OK) {
+        fprintf(stderr, "fixture incomplete: %s\n", pp_errmsg());
+        return 2;
+    }
+    pp_backend_cpu(&be, 2);
+    RUN(loss_and_gradients_equal_peft);
+    RUN(loss_and_gradients_equal_peft_rslora);
+    RUN(finite_differences);
+    pp_llama_free(&model);
+    pp_backend_free(be);
+    pp_st_close(st);
+    pp_reader_close(r);
+    free(data);
+    return tests_failed ? 1 : 0;
+}

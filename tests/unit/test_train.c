@@ -9,6 +9,7 @@
 #include "check.h"
 #include "llama.h"
 #include "lora.h"
+#include "optim.h"
 #include "safetensors.h"
 #include "stream.h"
 #include "train.h"
@@ -125,6 +126,61 @@ static void check_variant(const char *variant, int rslora)
 TEST(loss_and_gradients_equal_peft) { check_variant("plain", 0); }
 TEST(loss_and_gradients_equal_peft_rslora) { check_variant("rslora", 1); }
 
+/* Three AdamW steps (lr 1e-2, weight decay 0.01, clipping at 1.0, linear
+ * schedule over 3 steps with 1 warm-up step) on the same batch: the loss
+ * before each step, the gradient norm, the lr and the adapter after each
+ * step equal PEFT + torch's. */
+static void check_steps(const char *variant, int rslora)
+{
+    pp_lora l;
+    CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, rslora, 0x7f), PP_OK);
+    load_adapter(&l, variant);
+    pp_trainer t;
+    pp_adamw o;
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, 32), PP_OK);
+    CHECK_STATUS(pp_adamw_init(&o, l.n_params, 0.9f, 0.999f, 1e-8f, 0.01f), PP_OK);
+    if (check_failed) return;
+    for (int k = 1; k <= 3; k++) {
+        char name[300];
+        double loss = batch_loss(&t, &l, 1);
+        double norm = pp_clip_grad_norm(l.grads, l.n_params, 1.0f);
+        float lr = pp_lr_at(PP_SCHED_LINEAR, 1e-2f, k - 1, 3, 1);
+        pp_adamw_step(&o, l.params, l.grads, lr);
+        snprintf(name, sizeof name, "%s.step%d.loss", variant, k);
+        const float *wl = fx(name, NULL);
+        snprintf(name, sizeof name, "%s.step%d.grad_norm", variant, k);
+        const float *wn = fx(name, NULL);
+        snprintf(name, sizeof name, "%s.step%d.lr", variant, k);
+        const float *wr = fx(name, NULL);
+        if (!wl || !wn || !wr) {
+            check_failed = 1;
+            return;
+        }
+        CHECK(fabs(loss - wl[0]) < 1e-5 * fabs(wl[0]) && fabs(norm - wn[0]) < 1e-4 * wn[0] && fabsf(lr - wr[0]) < 1e-9f);
+        double worst = 0;
+        for (int ly = 0; ly < l.n_layers; ly++)
+            for (int ty = 0; ty < PP_LORA_TYPES; ty++)
+                for (int b = 0; b < 2; b++) {
+                    char key[256];
+                    size_t cnt, i = (size_t)ly * PP_LORA_TYPES + ty;
+                    pp_lora_key(key, sizeof key, ly, ty, b);
+                    snprintf(name, sizeof name, "%s.step%d.%s", variant, k, key);
+                    const float *w = fx(name, &cnt);
+                    double r = w ? max_rel(b ? l.B[i] : l.A[i], w, cnt) : 1;
+                    if (r > worst) worst = r;
+                }
+        fprintf(stderr, "  %s step %d: loss %.7f (PEFT %.7f), grad norm %.6f (%.6f), lr %g, adapter within %.1e\n", variant, k,
+                loss, (double)wl[0], norm, (double)wn[0], (double)lr, worst);
+        CHECK(worst < 1e-5);
+    }
+    pp_adamw_free(&o);
+    pp_trainer_free(&t);
+    pp_lora_free(&l);
+}
+
+TEST(adamw_steps_equal_torch) { check_steps("plain", 0); }
+TEST(adamw_steps_equal_torch_rslora) { check_steps("rslora", 1); }
+
 /* Central differences in double-checked float: a few random elements of A
  * and B against the analytic gradient. */
 TEST(finite_differences)
@@ -181,6 +237,8 @@ int main(void)
     pp_backend_cpu(&be, 2);
     RUN(loss_and_gradients_equal_peft);
     RUN(loss_and_gradients_equal_peft_rslora);
+    RUN(adamw_steps_equal_torch);
+    RUN(adamw_steps_equal_torch_rslora);
     RUN(finite_differences);
     pp_llama_free(&model);
     pp_backend_free(be);

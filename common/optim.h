@@ -1,0 +1,34 @@
+/* optim.h: AdamW, gradient clipping and learning-rate schedules, with
+ * PyTorch's and the HF Trainer's exact arithmetic (torch.optim.AdamW,
+ * clip_grad_norm_, get_{linear,cosine,constant}_schedule_with_warmup). */
+#ifndef PP_OPTIM_H
+#define PP_OPTIM_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+typedef struct pp_adamw {
+    float b1, b2, eps, wd;
+    long t;                 /* steps taken */
+    float *m, *v;           /* (n) moments: one allocation */
+    size_t n;
+} pp_adamw;
+
+pp_status pp_adamw_init(pp_adamw *o, size_t n, float b1, float b2, float eps, float wd);
+void pp_adamw_free(pp_adamw *o);
+/* One step on p (n) with gradients g at learning rate lr. */
+void pp_adamw_step(pp_adamw *o, float *p, const float *g, float lr);
+
+/* Scales g (n) so that its L2 norm is at most max_norm (0: no clipping),
+ * as clip_grad_norm_: factor min(1, max_norm / (norm + 1e-6)). Returns the
+ * norm before clipping (NaN or inf when the gradient is not finite). */
+double pp_clip_grad_norm(float *g, size_t n, float max_norm);
+
+typedef enum pp_schedule { PP_SCHED_LINEAR, PP_SCHED_COSINE, PP_SCHED_CONSTANT } pp_schedule;
+
+/* The learning rate of optimizer step `step` (0-based) of `total`, after
+ * `warmup` warm-up steps, as the HF Trainer's schedulers give it. */
+float pp_lr_at(pp_schedule s, float base, long step, long total, long warmup);
+
+#endif

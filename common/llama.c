@@ -335,11 +335,36 @@ void pp_infer_free(pp_infer *s)
         s->be->ops->free(s->be, s->kc);
         s->be->ops->free(s->be, s->vc);
         s->be->ops->free(s->be, s->act);
+        s->be->ops->free(s->be, s->xa);
     }
     memset(s, 0, sizeof *s);
 }
 
 void pp_infer_reset(pp_infer *s) { s->pos = 0; }
+
+pp_status pp_infer_adapter(pp_infer *s, const pp_lora *l, float scale)
+{
+    if (s->xa) s->be->ops->free(s->be, s->xa);
+    s->xa = NULL;
+    s->lora = l;
+    s->lora_scale = scale;
+    if (!l) return PP_OK;
+    if (l->n_layers != s->m->cfg.n_layers) return pp_fail(PP_E_DATA, "the adapter has %d layers, the model %d", l->n_layers, s->m->cfg.n_layers);
+    s->xa = s->be->ops->alloc(s->be, (size_t)s->max_batch * l->r * sizeof(float));
+    return s->xa ? PP_OK : pp_fail(PP_E_NOMEM, "out of memory");
+}
+
+/* out (+)= x Wᵀ, plus the adapter's s (x Aᵀ) Bᵀ for layer l's module ty. */
+static void lin(pp_infer *s, float *out, const float *x, const pp_weight *w, int n, int acc, int l, int ty)
+{
+    pp_backend *be = s->be;
+    be->ops->matmul(be, out, x, w, n, acc);
+    const pp_lora *lo = s->lora;
+    size_t k = (size_t)l * PP_LORA_TYPES + ty;
+    if (!lo || !lo->A[k]) return;
+    be->ops->gemm(be, s->xa, x, lo->A[k], n, lo->r, lo->in[ty], 0, 1, 1.0f, 0.0f);
+    be->ops->gemm(be, out, s->xa, lo->B[k], n, lo->out[ty], lo->r, 0, 1, lo->scale * s->lora_scale, 1.0f);
+}
 
 /* One chunk of n <= max_batch tokens. */
 static void forward_chunk(pp_infer *s, const uint32_t *ids, int n, float *logits, int all)
@@ -355,17 +380,17 @@ static void forward_chunk(pp_infer *s, const uint32_t *ids, int n, float *logits
         const pp_llama_layer *L = &m->layers[l];
         float *kc = s->kc + l * per_layer, *vc = s->vc + l * per_layer;
         op->rmsnorm(be, s->xb, s->x, &L->attn_norm, n, c->norm_eps);
-        op->matmul(be, s->q, s->xb, &L->wq, n, 0);
-        op->matmul(be, kc + (size_t)pos0 * kvd, s->xb, &L->wk, n, 0); /* straight into the cache */
-        op->matmul(be, vc + (size_t)pos0 * kvd, s->xb, &L->wv, n, 0);
+        lin(s, s->q, s->xb, &L->wq, n, 0, l, PP_LORA_Q);
+        lin(s, kc + (size_t)pos0 * kvd, s->xb, &L->wk, n, 0, l, PP_LORA_K); /* straight into the cache */
+        lin(s, vc + (size_t)pos0 * kvd, s->xb, &L->wv, n, 0, l, PP_LORA_V);
         op->rope(be, s->q, kc + (size_t)pos0 * kvd, n, pos0, c->n_heads, c->n_kv_heads, hd, c->rope_theta);
         op->attention(be, s->att, s->q, kc, vc, n, pos0, c->n_heads, c->n_kv_heads, hd);
-        op->matmul(be, s->x, s->att, &L->wo, n, 1); /* the residual add is the accumulate */
+        lin(s, s->x, s->att, &L->wo, n, 1, l, PP_LORA_O); /* the residual add is the accumulate */
         op->rmsnorm(be, s->xb, s->x, &L->ffn_norm, n, c->norm_eps);
-        op->matmul(be, s->g, s->xb, &L->w_gate, n, 0);
-        op->matmul(be, s->u, s->xb, &L->w_up, n, 0);
+        lin(s, s->g, s->xb, &L->w_gate, n, 0, l, PP_LORA_GATE);
+        lin(s, s->u, s->xb, &L->w_up, n, 0, l, PP_LORA_UP);
         op->swiglu(be, s->g, s->g, s->u, (size_t)n * c->hidden);
-        op->matmul(be, s->x, s->g, &L->w_down, n, 1);
+        lin(s, s->x, s->g, &L->w_down, n, 1, l, PP_LORA_DOWN);
     }
     s->pos += n;
     if (!logits) return;

@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "lora.h"
 #include "status.h"
 
 typedef struct pp_llama_layer {
@@ -55,10 +56,17 @@ typedef struct pp_infer {
     float *q, *att;         /* (max_batch, n_heads*hd) */
     float *g, *u;           /* (max_batch, hidden) */
     float *logits;          /* (max_batch, vocab) */
+    const pp_lora *lora;    /* an adapter applied unmerged, or NULL */
+    float lora_scale;       /* multiplies the adapter's own scale */
+    float *xa;              /* (max_batch, r) x Aᵀ, when an adapter is set */
 } pp_infer;
 
 pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_seq, int max_batch);
 void pp_infer_free(pp_infer *s);
+/* Applies adapter l (NULL: none), its output multiplied by scale (1: as
+ * trained), to every following forward pass. l must outlive s. */
+pp_status pp_infer_adapter(pp_infer *s, const pp_lora *l, float scale);
+
 /* Forgets the cached tokens. */
 void pp_infer_reset(pp_infer *s);
 

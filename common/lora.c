@@ -64,3 +64,233 @@ void pp_lora_free(pp_lora *l)
     free(l->A);
     memset(l, 0, sizeof *l);
 }
+
+/* --------------------------------------------------------------- files */
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "quant.h"
+#include "safetensors.h"
+#include "stream.h"
+#include "text.h"
+
+static char *join2(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* A config value that must be absent, null, false, empty or as given. */
+static pp_status refuse(const cJSON *o, const char *key, const char *what)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v) || cJSON_IsFalse(v)) return PP_OK;
+    if ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child) return PP_OK;
+    if (cJSON_IsString(v) && (!strcmp(v->valuestring, "none") || !*v->valuestring)) return PP_OK;
+    return pp_fail(PP_E_DATA, "adapter_config.json: %s (\"%s\") is not supported", what, key);
+}
+
+static pp_status parse_config(const char *text, size_t n, int *r, float *alpha, int *rslora, unsigned *targets)
+{
+    cJSON *o = cJSON_ParseWithLength(text, n);
+    pp_status s = PP_OK;
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "peft_type"), *rr = cJSON_GetObjectItemCaseSensitive(o, "r"),
+                *al = cJSON_GetObjectItemCaseSensitive(o, "lora_alpha"), *rs = cJSON_GetObjectItemCaseSensitive(o, "use_rslora"),
+                *tm = cJSON_GetObjectItemCaseSensitive(o, "target_modules");
+    if (!cJSON_IsObject(o)) s = pp_fail(PP_E_DATA, "adapter_config.json: not a JSON object");
+    else if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
+        s = pp_fail(PP_E_DATA, "adapter_config.json: peft_type is not \"LORA\"");
+    else if (!cJSON_IsNumber(rr) || rr->valueint < 1 || rr->valueint > 4096)
+        s = pp_fail(PP_E_DATA, "adapter_config.json: \"r\" must be an integer in 1..4096");
+    else if (!cJSON_IsNumber(al)) s = pp_fail(PP_E_DATA, "adapter_config.json: \"lora_alpha\" is missing");
+    if (s == PP_OK) s = refuse(o, "use_dora", "DoRA");
+    if (s == PP_OK) s = refuse(o, "bias", "a trained bias");
+    if (s == PP_OK) s = refuse(o, "lora_bias", "a LoRA bias");
+    if (s == PP_OK) s = refuse(o, "rank_pattern", "per-module ranks");
+    if (s == PP_OK) s = refuse(o, "alpha_pattern", "per-module alphas");
+    if (s == PP_OK) s = refuse(o, "layers_to_transform", "a subset of layers");
+    if (s == PP_OK) s = refuse(o, "modules_to_save", "fully trained modules");
+    if (s == PP_OK) s = refuse(o, "fan_in_fan_out", "transposed weights");
+    *targets = 0;
+    if (s == PP_OK) {
+        const cJSON *e;
+        if (cJSON_IsString(tm) && !strcmp(tm->valuestring, "all-linear")) *targets = 0x7f;
+        else if (!cJSON_IsArray(tm)) s = pp_fail(PP_E_DATA, "adapter_config.json: \"target_modules\" is not a list");
+        else cJSON_ArrayForEach(e, tm) {
+            int t = 0;
+            while (t < PP_LORA_TYPES && !(cJSON_IsString(e) && !strcmp(e->valuestring, modules[t]))) t++;
+            if (t == PP_LORA_TYPES) {
+                s = pp_fail(PP_E_DATA, "adapter_config.json: target module \"%.40s\" is not supported",
+                            cJSON_IsString(e) ? e->valuestring : "?");
+                break;
+            }
+            *targets |= 1u << t;
+        }
+    }
+    if (s == PP_OK) {
+        *r = rr->valueint;
+        *alpha = (float)al->valuedouble;
+        *rslora = cJSON_IsTrue(rs);
+    }
+    cJSON_Delete(o);
+    return s;
+}
+
+pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir)
+{
+    memset(l, 0, sizeof *l);
+    char *cpath = join2(dir, "adapter_config.json"), *mpath = join2(dir, "adapter_model.safetensors"), *text = NULL;
+    pp_reader *r = NULL;
+    pp_st_reader *st = NULL;
+    size_t n;
+    int rank = 0, rslora = 0;
+    float alpha = 0;
+    unsigned targets = 0;
+    pp_status s = cpath && mpath ? pp_reader_open(&r, cpath) : pp_fail(PP_E_NOMEM, "out of memory");
+    if (s == PP_OK) s = pp_read_all(r, &text, &n, 1 << 20);
+    pp_reader_close(r);
+    r = NULL;
+    if (s != PP_OK) pp_fail_ctx(s, "adapter_config.json");
+    if (s == PP_OK) s = parse_config(text, n, &rank, &alpha, &rslora, &targets);
+    if (s == PP_OK) s = pp_lora_init(l, cfg, rank, alpha, rslora, targets);
+    if (s == PP_OK && (s = pp_reader_open(&r, mpath)) != PP_OK) pp_fail_ctx(s, "adapter_model.safetensors");
+    if (s == PP_OK) s = pp_st_open(&st, r);
+    /* every tensor of the file must be one of ours, in file order */
+    size_t used = 0;
+    void *buf = NULL;
+    for (size_t i = 0; s == PP_OK && st && i < pp_st_count(st); i++) {
+        const pp_tensor_info *ti = pp_st_tensor(st, i);
+        int ly = -1, ty = -1, isb = -1;
+        for (int L = 0; L < l->n_layers && ty < 0; L++)
+            for (int t = 0; t < PP_LORA_TYPES && ty < 0; t++)
+                for (int b = 0; b < 2; b++) {
+                    char key[256];
+                    pp_lora_key(key, sizeof key, L, t, b);
+                    if (!strcmp(key, ti->name)) {
+                        ly = L, ty = t, isb = b;
+                        break;
+                    }
+                }
+        if (ty < 0 || !(targets >> ty & 1)) {
+            s = pp_fail(PP_E_DATA, "adapter_model.safetensors: unexpected tensor (tensor %.200s)", ti->name);
+            break;
+        }
+        size_t k = (size_t)ly * PP_LORA_TYPES + ty;
+        uint64_t rows = isb ? (uint64_t)l->out[ty] : (uint64_t)l->r, cols = isb ? (uint64_t)l->r : (uint64_t)l->in[ty];
+        if (ti->ndim != 2 || ti->shape[0] != rows || ti->shape[1] != cols ||
+            (ti->dtype != PP_F32 && ti->dtype != PP_F16 && ti->dtype != PP_BF16)) {
+            s = pp_fail(PP_E_DATA, "adapter_model.safetensors: expected a float [%llu, %llu] (tensor %.200s)",
+                        (unsigned long long)rows, (unsigned long long)cols, ti->name);
+            break;
+        }
+        float *dst = isb ? l->B[k] : l->A[k];
+        size_t cnt = (size_t)(rows * cols);
+        if (ti->dtype == PP_F32) {
+            s = pp_st_read(st, ti, dst);
+        } else {
+            free(buf);
+            buf = malloc(cnt * 2);
+            s = buf ? pp_st_read(st, ti, buf) : pp_fail(PP_E_NOMEM, "out of memory");
+            for (size_t j = 0; s == PP_OK && j < cnt; j++)
+                dst[j] = ti->dtype == PP_BF16 ? pp_bf16_to_f32(((uint16_t *)buf)[j]) : pp_f16_to_f32(((uint16_t *)buf)[j]);
+        }
+        used++;
+    }
+    free(buf);
+    if (s == PP_OK) s = pp_st_finish(st);
+    size_t want = 0;
+    for (int t = 0; t < PP_LORA_TYPES; t++) want += (targets >> t & 1) ? 2u * (size_t)l->n_layers : 0;
+    if (s == PP_OK && used != want)
+        s = pp_fail(PP_E_DATA, "adapter_model.safetensors: %zu tensors, the config implies %zu", used, want);
+    pp_st_close(st);
+    pp_reader_close(r);
+    free(text);
+    free(cpath);
+    free(mpath);
+    if (s != PP_OK) pp_lora_free(l);
+    return s;
+}
+
+pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return pp_fail(PP_E_CANTCREAT, "%s: %s", dir, strerror(errno));
+    pp_buf cfg = {0};
+    pp_status s = pp_buf_adds(&cfg, "{\n  \"base_model_name_or_path\": ");
+    if (s == PP_OK) s = pp_buf_json_string(&cfg, base, strlen(base));
+    if (s == PP_OK)
+        s = pp_buf_printf(&cfg, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"inference_mode\": true,\n"
+                                "  \"init_lora_weights\": true,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": 0.0,\n"
+                                "  \"modules_to_save\": null,\n  \"peft_type\": \"LORA\",\n  \"r\": %d,\n  \"target_modules\": [",
+                          (double)l->alpha, l->r);
+    int first = 1;
+    for (int t = 0; t < PP_LORA_TYPES && s == PP_OK; t++)
+        if (l->targets >> t & 1) {
+            s = pp_buf_printf(&cfg, "%s\"%s\"", first ? "" : ", ", modules[t]);
+            first = 0;
+        }
+    if (s == PP_OK)
+        s = pp_buf_printf(&cfg, "],\n  \"task_type\": \"CAUSAL_LM\",\n  \"use_dora\": false,\n  \"use_rslora\": %s\n}\n",
+                          l->rslora ? "true" : "false");
+    /* the tensors, in PEFT's key order per layer and module */
+    size_t n = 0, cap = 2 * (size_t)l->n_layers * PP_LORA_TYPES;
+    pp_st_entry *e = calloc(cap ? cap : 1, sizeof *e);
+    char (*names)[128] = calloc(cap ? cap : 1, sizeof *names);
+    uint64_t (*shapes)[2] = calloc(cap ? cap : 1, sizeof *shapes);
+    if (!e || !names || !shapes) s = pp_fail(PP_E_NOMEM, "out of memory");
+    for (int ly = 0; ly < l->n_layers && s == PP_OK; ly++)
+        for (int t = 0; t < PP_LORA_TYPES; t++) {
+            if (!(l->targets >> t & 1)) continue;
+            size_t k = (size_t)ly * PP_LORA_TYPES + t;
+            for (int b = 0; b < 2; b++, n++) {
+                pp_lora_key(names[n], sizeof names[n], ly, t, b);
+                shapes[n][0] = b ? (uint64_t)l->out[t] : (uint64_t)l->r;
+                shapes[n][1] = b ? (uint64_t)l->r : (uint64_t)l->in[t];
+                e[n] = (pp_st_entry){names[n], PP_F32, 2, shapes[n], b ? l->B[k] : l->A[k]};
+            }
+        }
+    char *cpath = join2(dir, "adapter_config.json"), *mpath = join2(dir, "adapter_model.safetensors");
+    pp_writer *w = NULL;
+    const char *kv[] = {"format", "pt"};
+    if (s == PP_OK && (!cpath || !mpath)) s = pp_fail(PP_E_NOMEM, "out of memory");
+    if (s == PP_OK) s = pp_writer_open(&w, mpath, 0);
+    if (s == PP_OK) s = pp_st_write(w, e, n, kv, 1);
+    if (s == PP_OK) {
+        s = pp_writer_commit(w);
+        w = NULL;
+    }
+    if (s == PP_OK) s = pp_writer_open(&w, cpath, 0);
+    if (s == PP_OK) s = pp_write(w, cfg.p, cfg.len);
+    if (s == PP_OK) {
+        s = pp_writer_commit(w);
+        w = NULL;
+    }
+    pp_writer_abort(w);
+    free(e);
+    free(names);
+    free(shapes);
+    free(cpath);
+    free(mpath);
+    pp_buf_free(&cfg);
+    return s;
+}
+
+void pp_lora_init_weights(pp_lora *l, unsigned long long seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int ly = 0; ly < l->n_layers; ly++)
+        for (int t = 0; t < PP_LORA_TYPES; t++) {
+            size_t k = (size_t)ly * PP_LORA_TYPES + t;
+            if (!l->A[k]) continue;
+            float bound = 1.0f / sqrtf((float)l->in[t]);
+            for (size_t i = 0; i < (size_t)l->r * l->in[t]; i++) {
+                x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+                double u = (double)((x * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+                l->A[k][i] = (float)((2 * u - 1) * bound);
+            }
+            memset(l->B[k], 0, (size_t)l->out[t] * l->r * sizeof(float));
+        }
+}

@@ -34,4 +34,20 @@ const char *pp_lora_module(int t);
 /* PEFT's key of a layer's A (is_b 0) or B: base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight */
 void pp_lora_key(char *buf, size_t n, int layer, int t, int is_b);
 
+/* Reads a PEFT adapter directory (adapter_config.json, adapter_model.safetensors)
+ * for a model with cfg: LORA, r, lora_alpha, use_rslora, target_modules among
+ * q/k/v/o/gate/up/down_proj; tensors F32 (F16/BF16 widened) of the right
+ * shapes. Anything else PEFT can express (DoRA, biases, rank patterns,
+ * layers_to_transform) is refused by name. */
+pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir);
+
+/* Writes a PEFT adapter directory: adapter_config.json (the keys PEFT needs)
+ * and adapter_model.safetensors (F32, PEFT's key names), each atomically.
+ * base is recorded as base_model_name_or_path. */
+pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base);
+
+/* PEFT's initialisation: A Kaiming-uniform (a = sqrt(5): U(-1/sqrt(in),
+ * 1/sqrt(in))), B zero, from seed. */
+void pp_lora_init_weights(pp_lora *l, unsigned long long seed);
+
 #endif

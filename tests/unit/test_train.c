@@ -181,6 +181,45 @@ static void check_steps(const char *variant, int rslora)
 TEST(adamw_steps_equal_torch) { check_steps("plain", 0); }
 TEST(adamw_steps_equal_torch_rslora) { check_steps("rslora", 1); }
 
+/* PEFT's own adapter directory loads, and inference with it unmerged gives
+ * the adapted model's logits; saving and loading again changes nothing. */
+TEST(peft_adapter_loads_and_gives_peft_logits)
+{
+    pp_lora l, back;
+    CHECK_STATUS(pp_lora_load(&l, &model.cfg, "tests/fixtures/lora/peft-adapter"), PP_OK);
+    if (check_failed) return;
+    CHECK(l.r == 4 && l.alpha == 8 && l.scale == 2 && l.targets == 0x7f && !l.rslora);
+    size_t n;
+    const float *want = fx("plain.logits", &n);
+    int V = model.cfg.vocab;
+    float *got = malloc(n * sizeof *got);
+    for (size_t r = 0; r < n_records; r++) {
+        pp_infer s;
+        uint32_t ids[64];
+        int len = (int)(offsets[r + 1] - offsets[r]);
+        for (int i = 0; i < len; i++) ids[i] = (uint32_t)tokens[offsets[r] + i];
+        CHECK_STATUS(pp_infer_init(&s, &model, be, 64, 64), PP_OK);
+        CHECK_STATUS(pp_infer_adapter(&s, &l, 1.0f), PP_OK);
+        CHECK_STATUS(pp_infer_forward(&s, ids, len, got + (size_t)offsets[r] * V, 1), PP_OK);
+        pp_infer_free(&s);
+    }
+    double e = max_rel(got, want, n);
+    fprintf(stderr, "  logits with PEFT's adapter: relative error %.2e\n", e);
+    CHECK(e < 1e-5);
+    char dir[] = "/tmp/pp-test-adapter-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK_STATUS(pp_lora_save(&l, dir, "tests/fixtures/llama/tiny"), PP_OK);
+    CHECK_STATUS(pp_lora_load(&back, &model.cfg, dir), PP_OK);
+    CHECK(back.n_params == l.n_params && memcmp(back.params, l.params, l.n_params * sizeof(float)) == 0);
+    CHECK(back.r == l.r && back.alpha == l.alpha && back.targets == l.targets);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    pp_lora_free(&back);
+    pp_lora_free(&l);
+    free(got);
+}
+
 /* Central differences in double-checked float: a few random elements of A
  * and B against the analytic gradient. */
 TEST(finite_differences)
@@ -240,6 +279,7 @@ int main(void)
     RUN(adamw_steps_equal_torch);
     RUN(adamw_steps_equal_torch_rslora);
     RUN(finite_differences);
+    RUN(peft_adapter_loads_and_gives_peft_logits);
     pp_llama_free(&model);
     pp_backend_free(be);
     pp_st_close(st);

@@ -27,6 +27,8 @@ static void usage(void)
 "unless --raw or --template says otherwise.\n"
 "\n"
 "  -m, --model PATH        Hugging Face directory or pp model file (required)\n"
+"  -a, --adapter DIR       apply a PEFT LoRA adapter (pp-train's or Hugging Face's), unmerged\n"
+"      --adapter-scale S   multiply the adapter's contribution by S (default 1)\n"
 "      --raw               use prompts verbatim, no template\n"
 "      --template T        default | alpaca | raw, or a template text (see pp-format)\n"
 "      --lines             standard input is plain lines even if they look like JSON\n"
@@ -54,11 +56,13 @@ static void usage(void)
 "74 I/O error. See pp-generate(1).\n");
 }
 
-enum { OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
+enum { OPT_ASCALE = 300, OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
        OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'},
+    {"adapter", required_argument, 0, 'a'},
+    {"adapter-scale", required_argument, 0, OPT_ASCALE},
     {"raw", no_argument, 0, OPT_RAW},
     {"template", required_argument, 0, OPT_TEMPLATE},
     {"lines", no_argument, 0, OPT_LINES},
@@ -92,6 +96,7 @@ typedef struct gen {
     pp_bpe_state *bpe;
     pp_infer inf;
     pp_sampler smp;
+    pp_lora lora;
     uint64_t seed;
     int json, echo, max_new, max_new_set, max_length;
     char *stops[MAX_STOPS];
@@ -243,14 +248,19 @@ int main(int argc, char **argv)
     gen g;
     memset(&g, 0, sizeof g);
     g.max_new = 256;
-    const char *model = NULL, *tmpl_arg = "default";
+    const char *model = NULL, *tmpl_arg = "default", *adapter = NULL;
+    double adapter_scale = 1;
     int raw = 0, lines = 0, threads = 0, c;
     double temperature = 0.7, top_p = 1, min_p = 0, rep = 1;
     uint64_t v, top_k = 0, rep_win = 64;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":m:t:qvhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":m:a:t:qvhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
+        case 'a': adapter = optarg; break;
+        case OPT_ASCALE:
+            if (pp_cli_double(optarg, -100, 100, &adapter_scale)) return pp_cli_usage("--adapter-scale wants a number, not \"%s\"", optarg);
+            break;
         case OPT_RAW: raw = 1; break;
         case OPT_TEMPLATE: tmpl_arg = optarg; break;
         case OPT_LINES: lines = 1; break;
@@ -337,6 +347,12 @@ int main(int argc, char **argv)
     if ((s = pp_backend_cpu(&g.be, threads)) != PP_OK || (s = pp_infer_init(&g.inf, &g.m, g.be, max_seq, 256)) != PP_OK ||
         (s = pp_sampler_init(&g.smp, g.m.cfg.vocab, g.seed)) != PP_OK)
         goto fail;
+    if (adapter) {
+        ctx = adapter;
+        if ((s = pp_lora_load(&g.lora, &g.m.cfg, adapter)) != PP_OK || (s = pp_infer_adapter(&g.inf, &g.lora, (float)adapter_scale)) != PP_OK)
+            goto fail;
+        ctx = model;
+    }
     g.smp.temperature = (float)temperature;
     g.smp.top_k = (int)top_k;
     g.smp.top_p = (float)top_p;
@@ -406,6 +422,7 @@ out:
     pp_bpe_state_free(g.bpe);
     pp_tokenizer_free(g.tk);
     pp_llama_free(&g.m);
+    pp_lora_free(&g.lora);
     for (int k = 0; k < g.n_stops; k++) free(g.stops[k]);
     free(g.ids);
     free(g.logits);

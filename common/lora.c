@@ -217,7 +217,7 @@ pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir)
 
 pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
 {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return pp_fail(PP_E_CANTCREAT, "%s: %s", dir, strerror(errno));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return pp_fail(PP_E_CANTCREAT, "cannot create: %s", strerror(errno));
     pp_buf cfg = {0};
     pp_status s = pp_buf_adds(&cfg, "{\n  \"base_model_name_or_path\": ");
     if (s == PP_OK) s = pp_buf_json_string(&cfg, base, strlen(base));

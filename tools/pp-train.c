@@ -1,7 +1,9 @@
 /* pp-train: a model and a token dataset in, a PEFT LoRA adapter out. LoRA on
  * the CPU backend: the loop, AdamW, clipping, the schedule; the gradients
  * equal PEFT's (tests/unit/test_train.c). */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +151,12 @@ int main(int argc, char **argv)
     if (!model || !data || !outdir) return pp_cli_usage("-m MODEL, -d TOKENS and -o OUTDIR are required");
     if (optind != argc) return pp_cli_usage("unexpected argument \"%s\"", argv[optind]);
     if (dropout > 0) return pp_cli_usage("--dropout > 0 is not implemented yet");
+    if (!strcmp(model, "-") && !strcmp(data, "-")) return pp_cli_usage("the model and the data cannot both be standard input");
+    /* the output directory is made now: a bad -o fails before the training */
+    if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+        int e = errno;
+        return pp_cli_fail(outdir, pp_fail(PP_E_CANTCREAT, "cannot create: %s", strerror(e)));
+    }
 
     pp_llama m = {0};
     pp_backend *be = NULL;
@@ -189,8 +197,18 @@ int main(int argc, char **argv)
     int longest = 0;
     for (uint64_t r = 0; r < ds.n_records; r++)
         if (ds.offsets[r + 1] - ds.offsets[r] > (uint64_t)longest) longest = (int)(ds.offsets[r + 1] - ds.offsets[r]);
-    if (longest > m.cfg.max_pos) {
-        s = pp_fail(PP_E_DATA, "a record of %d tokens is longer than the context of %d (pp-tokenize --max-len)", longest, m.cfg.max_pos);
+    int context = m.cfg.sliding_window > 0 && m.cfg.sliding_window < m.cfg.max_pos ? m.cfg.sliding_window : m.cfg.max_pos;
+    if (longest > context) {
+        s = pp_fail(PP_E_DATA, "a record of %d tokens is longer than the context of %d (pp-tokenize --max-len)", longest, context);
+        goto fail;
+    }
+    uint64_t all_targets = 0;
+    for (uint64_t r = 0; r < ds.n_records; r++) {
+        int n = (int)(ds.offsets[r + 1] - ds.offsets[r]), p = on_prompt ? 1 : (int)ds.prompt_lens[r];
+        all_targets += n > (p > 1 ? p : 1) ? (uint64_t)(n - (p > 1 ? p : 1)) : 0;
+    }
+    if (all_targets == 0) {
+        s = pp_fail(PP_E_DATA, "nothing to train on: no record has a response token");
         goto fail;
     }
     if ((s = pp_backend_cpu(&be, (int)threads)) != PP_OK ||
@@ -215,6 +233,7 @@ int main(int argc, char **argv)
         s = pp_fail(PP_E_CANTCREAT, "%s: cannot create", log_path);
         goto fail;
     }
+    if (logf) setvbuf(logf, NULL, _IOLBF, 0); /* a line per step, visible as it comes */
     order = malloc(ds.n_records * sizeof *order);
     if (!order) {
         s = pp_fail(PP_E_NOMEM, "out of memory");
@@ -245,7 +264,7 @@ int main(int argc, char **argv)
         for (uint64_t i = 0; i < np; i++) {
             uint64_t r = pick[i];
             int n = (int)(ds.offsets[r + 1] - ds.offsets[r]), p = on_prompt ? 1 : (int)ds.prompt_lens[r];
-            count += n - (p > 1 ? p : 1);
+            count += n > (p > 1 ? p : 1) ? n - (p > 1 ? p : 1) : 0;
         }
         memset(l.grads, 0, l.n_params * sizeof *l.grads);
         double loss = 0;
@@ -253,6 +272,7 @@ int main(int argc, char **argv)
         for (uint64_t i = 0; i < np && count > 0; i++) {
             uint64_t r = pick[i];
             int n = (int)(ds.offsets[r + 1] - ds.offsets[r]), p = on_prompt ? 1 : (int)ds.prompt_lens[r];
+            if (n <= (p > 1 ? p : 1)) continue; /* no target in this record */
             if ((s = pp_trainer_record(&t, ds.tokens + ds.offsets[r], n, p, 1.0f / (float)count, 1, &loss, &got)) != PP_OK) goto fail;
             tokens_seen += n;
         }

@@ -18,3 +18,6 @@ $BIN/pp-format data/pride_prejudice_ift.json | head -n 4 | $BIN/pp-tokenize -q -
 expect train_other_tokenizer 65 'tokenized with another tokenizer' "$TR -m $M -d $T/llama.tok -o $T/x"
 expect train_record_too_long 65 'longer than the context of 128' "$TR -m tests/fixtures/llama/tiny -d $T/pp40.tok -o $T/x"
 expect train_missing_adapter_config 66 'adapter_config.json' "$BIN/pp-generate -m $M -a /nonexistent 'hi'"
+expect train_bad_output_fails_first 73 'cannot create' "$TR -m $M -d $T/pp40.tok -o /nonexistent/dir/a"
+printf '%s\n' '{"prompt": "a", "response": ""}' | $BIN/pp-tokenize -q --no-eos -t $M -o $T/empty.tok
+expect train_nothing_to_train 65 'nothing to train on' "$TR -m $M -d $T/empty.tok -o $T/e"

@@ -295,7 +295,10 @@ static void cpu_matmul(pp_backend *be, float *out, const float *x, const pp_weig
     }
 }
 
-static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
+/* Rotates q and k by the positions' angles (sign 1) or back by them (sign
+ * -1: the transpose, for the backward pass), HF's rotate_half layout. */
+static void rotate(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta,
+                   float sign)
 {
     int half = hd / 2;
 #pragma omp parallel for num_threads(be->threads) if ((size_t)n * (n_heads + n_kv) * hd >= PAR_MIN)
@@ -304,7 +307,7 @@ static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_
         for (int j = 0; j < half; j++) {
             /* as transformers computes it, in float32: inv_freq = 1 / theta^(2j/hd) */
             float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
-            float a = pos * inv, cs = cosf(a), sn = sinf(a);
+            float a = pos * inv, cs = cosf(a), sn = sign * sinf(a);
             for (int h = 0; h < n_heads + n_kv; h++) {
                 float *v = h < n_heads ? q + ((size_t)i * n_heads + h) * hd : k + ((size_t)i * n_kv + (h - n_heads)) * hd;
                 float x1 = v[j], x2 = v[j + half];
@@ -313,6 +316,11 @@ static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_
             }
         }
     }
+}
+
+static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
+{
+    rotate(be, q, k, n, pos0, n_heads, n_kv, hd, theta, 1.0f);
 }
 
 static void cpu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
@@ -431,21 +439,7 @@ static void cpu_rmsnorm_backward(pp_backend *be, float *dx, const float *dy, con
 static void cpu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
                               float theta)
 {
-    (void)be;
-    int half = hd / 2;
-    for (int i = 0; i < n; i++) {
-        float pos = (float)(pos0 + i);
-        for (int j = 0; j < half; j++) {
-            float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
-            float a = pos * inv, cs = cosf(a), sn = sinf(a);
-            for (int h = 0; h < n_heads + n_kv; h++) {
-                float *v = h < n_heads ? dq + ((size_t)i * n_heads + h) * hd : dk + ((size_t)i * n_kv + (h - n_heads)) * hd;
-                float g1 = v[j], g2 = v[j + half]; /* the transpose of the rotation */
-                v[j] = g1 * cs + g2 * sn;
-                v[j + half] = g2 * cs - g1 * sn;
-            }
-        }
-    }
+    rotate(be, dq, dk, n, pos0, n_heads, n_kv, hd, theta, -1.0f);
 }
 
 static void cpu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v,

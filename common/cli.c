@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "stream.h"
 
@@ -85,3 +86,10 @@ int pp_cli_double(const char *s, double min, double max, double *out)
 }
 
 void pp_cli_version(void) { printf("%s (pp) %s\n", tool_name, PP_VERSION); }
+
+double pp_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

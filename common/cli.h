@@ -39,6 +39,9 @@ int pp_cli_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parses a whole floating-point string into [min, max]; 0 on success. */
 int pp_cli_double(const char *s, double min, double max, double *out);
 
+/* Seconds on the monotonic clock, for rates in reports. */
+double pp_cli_now(void);
+
 /* Prints "pp-<tool> (pp) <version>" to stdout. */
 void pp_cli_version(void);
 

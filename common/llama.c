@@ -293,6 +293,14 @@ void pp_llama_free(pp_llama *m)
     memset(m, 0, sizeof *m);
 }
 
+size_t pp_llama_largest_weight(const pp_config *c)
+{
+    size_t d = (size_t)c->dim, big = (size_t)c->vocab * d;
+    if ((size_t)c->hidden * d > big) big = (size_t)c->hidden * d;
+    if ((size_t)c->n_heads * c->head_dim * d > big) big = (size_t)c->n_heads * c->head_dim * d;
+    return big;
+}
+
 /* ------------------------------------------------------------------ forward */
 
 pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_seq, int max_batch)
@@ -321,10 +329,7 @@ pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_
     s->g = p, p += B * c->hidden;
     s->u = p, p += B * c->hidden;
     s->logits = p;
-    size_t biggest = (size_t)c->vocab * c->dim;
-    if ((size_t)c->hidden * c->dim > biggest) biggest = (size_t)c->hidden * c->dim;
-    if (qd * c->dim > biggest) biggest = qd * c->dim;
-    pp_status st = be->ops->reserve(be, biggest, max_seq);
+    pp_status st = be->ops->reserve(be, pp_llama_largest_weight(c), max_seq);
     if (st != PP_OK) pp_infer_free(s);
     return st;
 }

@@ -43,6 +43,10 @@ typedef struct pp_llama {
 pp_status pp_llama_load(pp_llama *m, const char *path);
 void pp_llama_free(pp_llama *m);
 
+/* Values in the model's largest weight matrix: the scratch a backend needs
+ * to dequantize one matrix at a time. */
+size_t pp_llama_largest_weight(const pp_config *c);
+
 /* A running sequence: the KV cache and the activations for up to max_batch
  * tokens per call. One allocation per category, on the backend. */
 typedef struct pp_infer {

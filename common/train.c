@@ -69,10 +69,7 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->du = p, p += T * c->hidden;
     t->dh = p, p += T * c->hidden;
     t->dxa = p;
-    size_t biggest = (size_t)c->vocab * c->dim;
-    if ((size_t)c->hidden * c->dim > biggest) biggest = (size_t)c->hidden * c->dim;
-    if (qd * c->dim > biggest) biggest = qd * c->dim;
-    pp_status s = be->ops->reserve(be, biggest, max_t);
+    pp_status s = be->ops->reserve(be, pp_llama_largest_weight(c), max_t);
     if (s != PP_OK) pp_trainer_free(t);
     return s;
 }

@@ -111,13 +111,6 @@ typedef struct gen {
     long n_prompt, n_gen;
 } gen;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Bytes of s that can be shown without cutting a UTF-8 character. */
 static size_t complete_utf8(const char *s, size_t n)
 {
@@ -173,15 +166,15 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
     size_t first = bos >= 0, pdec = 0, len = 0, off = 0;
     PP_TRY(pp_spm_decode(g->tk->spm, g->ids + first, n - first, &g->text, &g->text_cap, &pdec));
     int trim = plen > 0 && (prompt[plen - 1] == ' ' || prompt[plen - 1] == '\n' || prompt[plen - 1] == '\t');
-    double t0 = now();
+    double t0 = pp_cli_now();
     pp_status s = n < limit ? pp_infer_forward(&g->inf, g->ids, (int)n, g->logits, 0) : PP_OK;
-    g->t_prompt += now() - t0;
+    g->t_prompt += pp_cli_now() - t0;
     g->n_prompt += (long)n;
     const char *reason = "length";
     size_t shown = 0, cur = n, hold = 0;
     for (int k = 0; k < g->n_stops; k++)
         if (strlen(g->stops[k]) > hold) hold = strlen(g->stops[k]);
-    t0 = now();
+    t0 = pp_cli_now();
     while (s == PP_OK && cur < limit) {
         uint32_t t = pp_sample(&g->smp, g->logits, g->ids, (int)cur);
         g->n_gen++;
@@ -223,7 +216,7 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
         }
         if (cur < limit) s = pp_infer_forward(&g->inf, &t, 1, g->logits, 0);
     }
-    g->t_gen += now() - t0;
+    g->t_gen += pp_cli_now() - t0;
     if (s != PP_OK) return s;
     const char *r = g->text ? g->text + off : "";
     if (len < shown) len = shown;
@@ -323,7 +316,7 @@ int main(int argc, char **argv)
     pp_buf prompt = {0};
     const char *ctx = model;
     int rc = 0;
-    double t0 = now();
+    double t0 = pp_cli_now();
     pp_status s = strstr(tmpl_arg, "{instruction}") ? pp_template_custom(&tmpl, tmpl_arg, 1) : pp_template_builtin(&tmpl, tmpl_arg);
     if (s != PP_OK) {
         ctx = NULL;
@@ -364,7 +357,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %d thread%s, loaded in %.2f s; encoder: %s", model, g.m.cfg.arch,
-               g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->threads, g.be->threads == 1 ? "" : "s", now() - t0, g.tk->engine);
+               g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->threads, g.be->threads == 1 ? "" : "s", pp_cli_now() - t0, g.tk->engine);
 
     if (optind < argc) {
         for (int i = optind; i < argc && s == PP_OK; i++) {

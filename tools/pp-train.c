@@ -96,13 +96,6 @@ static int parse_targets(const char *s, unsigned *out)
     return *out ? 0 : -1;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv)
 {
     pp_cli_init("pp-train");
@@ -244,7 +237,7 @@ int main(int argc, char **argv)
                100.0 * (double)l.n_params / (double)pp_config_params(&m.cfg), pp_config_params(&m.cfg));
     uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull, step = 0;
     int bad = 0;
-    double t0 = now(), last_loss = NAN;
+    double t0 = pp_cli_now(), last_loss = NAN;
     long tokens_seen = 0;
     /* Epochs of shuffled records, cut into steps of per_step records (the
      * last step of an epoch may be shorter), until total steps. */
@@ -290,7 +283,7 @@ int main(int argc, char **argv)
         bad = 0;
         if (count > 0) pp_adamw_step(&o, l.params, l.grads, rate);
         last_loss = loss;
-        double el = now() - t0;
+        double el = pp_cli_now() - t0;
         if (logf)
             fprintf(logf, "{\"step\": %llu, \"epoch\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6f, \"tokens\": %ld, \"tokens_per_s\": %.1f}\n",
                     (unsigned long long)step + 1, epoch, loss, (double)rate, norm, tokens_seen, el > 0 ? tokens_seen / el : 0.0);

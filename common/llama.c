@@ -10,6 +10,7 @@
 #include "hfdir.h"
 #include "quant.h"
 #include "safetensors.h"
+#include "sha256.h"
 #include "stream.h"
 
 /* ------------------------------------------------------------------ loading */
@@ -419,4 +420,28 @@ pp_status pp_infer_forward(pp_infer *s, const uint32_t *ids, int n, float *logit
         forward_chunk(s, ids + done, k, out, all);
     }
     return PP_OK;
+}
+
+static void hash_weight(pp_sha256 *h, const pp_weight *w)
+{
+    int32_t head[4] = {(int32_t)w->type, w->rows, w->cols, w->blocksize};
+    pp_sha256_update(h, head, sizeof head);
+    pp_sha256_update(h, w->data, pp_weight_bytes(w));
+    if (w->absmax && w->blocksize > 0)
+        pp_sha256_update(h, w->absmax, ((size_t)w->rows * w->cols + w->blocksize - 1) / w->blocksize * sizeof(float));
+}
+
+void pp_llama_sha256(const pp_llama *m, char hex[65])
+{
+    pp_sha256 h;
+    pp_sha256_init(&h);
+    hash_weight(&h, &m->embed);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const pp_llama_layer *L = &m->layers[l];
+        const pp_weight *w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof w / sizeof *w; i++) hash_weight(&h, w[i]);
+    }
+    hash_weight(&h, &m->norm);
+    hash_weight(&h, &m->lm_head);
+    pp_sha256_hex(&h, hex);
 }

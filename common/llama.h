@@ -43,6 +43,13 @@ typedef struct pp_llama {
 pp_status pp_llama_load(pp_llama *m, const char *path);
 void pp_llama_free(pp_llama *m);
 
+/* SHA-256 of the weights as loaded: for each weight in model order (embed,
+ * each layer's norms and linear weights, norm, lm_head) its type, shape,
+ * blocksize, data bytes and absmax values. Two models give the same digest
+ * when they compute the same function the same way; a bf16 directory and its
+ * NF4 file differ. pp-train records it, pp-merge checks it. */
+void pp_llama_sha256(const pp_llama *m, char hex[65]);
+
 /* Values in the model's largest weight matrix: the scratch a backend needs
  * to dequantize one matrix at a time. */
 size_t pp_llama_largest_weight(const pp_config *c);

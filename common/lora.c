@@ -17,6 +17,19 @@ void pp_lora_key(char *buf, size_t n, int layer, int t, int is_b)
 
 pp_status pp_lora_init(pp_lora *l, const pp_config *c, int r, float alpha, int rslora, unsigned targets)
 {
+    return pp_lora_init_layers(l, c, r, alpha, rslora, targets, NULL);
+}
+
+int pp_lora_all_layers(const pp_lora *l)
+{
+    for (int i = 0; i < l->n_layers; i++)
+        if (!l->layer_on[i]) return 0;
+    return 1;
+}
+
+pp_status pp_lora_init_layers(pp_lora *l, const pp_config *c, int r, float alpha, int rslora, unsigned targets,
+                              const unsigned char *on)
+{
     memset(l, 0, sizeof *l);
     if (r < 1 || r > 4096) return pp_fail(PP_E_USAGE, "LoRA rank %d outside 1..4096", r);
     l->r = r;
@@ -30,24 +43,27 @@ pp_status pp_lora_init(pp_lora *l, const pp_config *c, int r, float alpha, int r
     int out[PP_LORA_TYPES] = {qd, kvd, kvd, c->dim, c->hidden, c->hidden, c->dim};
     memcpy(l->in, in, sizeof in);
     memcpy(l->out, out, sizeof out);
-    size_t per_layer = 0, slots = (size_t)c->n_layers * PP_LORA_TYPES;
+    size_t per_layer = 0, slots = (size_t)c->n_layers * PP_LORA_TYPES, n_on = 0;
     for (int t = 0; t < PP_LORA_TYPES; t++)
         if (targets >> t & 1) per_layer += (size_t)r * (in[t] + out[t]);
-    l->n_params = per_layer * c->n_layers;
+    for (int i = 0; i < c->n_layers; i++) n_on += !on || on[i];
+    l->n_params = per_layer * n_on;
     l->params = calloc(l->n_params ? l->n_params : 1, sizeof *l->params);
     l->grads = calloc(l->n_params ? l->n_params : 1, sizeof *l->grads);
     l->A = calloc(4 * slots, sizeof *l->A);
-    if (!l->params || !l->grads || !l->A) {
+    l->layer_on = malloc(c->n_layers ? (size_t)c->n_layers : 1);
+    if (!l->params || !l->grads || !l->A || !l->layer_on) {
         pp_lora_free(l);
         return pp_fail(PP_E_NOMEM, "out of memory for LoRA");
     }
     l->B = l->A + slots;
     l->dA = l->B + slots;
     l->dB = l->dA + slots;
+    for (int i = 0; i < c->n_layers; i++) l->layer_on[i] = !on || on[i];
     size_t at = 0;
     for (int ly = 0; ly < c->n_layers; ly++)
         for (int t = 0; t < PP_LORA_TYPES; t++) {
-            if (!(targets >> t & 1)) continue;
+            if (!(targets >> t & 1) || !l->layer_on[ly]) continue;
             size_t k = (size_t)ly * PP_LORA_TYPES + t;
             l->A[k] = l->params + at, l->dA[k] = l->grads + at;
             at += (size_t)r * in[t];
@@ -62,6 +78,7 @@ void pp_lora_free(pp_lora *l)
     free(l->params);
     free(l->grads);
     free(l->A);
+    free(l->layer_on);
     memset(l, 0, sizeof *l);
 }
 
@@ -94,7 +111,36 @@ static pp_status refuse(const cJSON *o, const char *key, const char *what)
     return pp_fail(PP_E_DATA, "adapter_config.json: %s (\"%s\") is not supported", what, key);
 }
 
-static pp_status parse_config(const char *text, size_t n, int *r, float *alpha, int *rslora, unsigned *targets)
+/* layers_to_transform: absent or null (every layer), an index or a list of
+ * indices below n_layers, into on (n_layers). */
+static pp_status parse_layers(const cJSON *o, int n_layers, unsigned char *on)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "layers_to_transform"), *e;
+    memset(on, !v || cJSON_IsNull(v), (size_t)n_layers);
+    if (!v || cJSON_IsNull(v)) return PP_OK;
+    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(o, "layers_pattern");
+    if (pat && !cJSON_IsNull(pat) && !(cJSON_IsString(pat) && !strcmp(pat->valuestring, "layers")) &&
+        !(cJSON_IsArray(pat) && cJSON_GetArraySize(pat) == 1 && cJSON_IsString(pat->child) && !strcmp(pat->child->valuestring, "layers")))
+        return pp_fail(PP_E_DATA, "adapter_config.json: layers_pattern other than \"layers\" is not supported");
+    int any = 0;
+    if (cJSON_IsNumber(v)) {
+        if (v->valuedouble < 0 || v->valuedouble >= n_layers || v->valuedouble != (int)v->valuedouble) goto bad;
+        on[v->valueint] = 1;
+        return PP_OK;
+    }
+    if (!cJSON_IsArray(v)) goto bad;
+    cJSON_ArrayForEach(e, v) {
+        if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= n_layers || e->valuedouble != (int)e->valuedouble)
+            goto bad;
+        on[e->valueint] = 1, any = 1;
+    }
+    if (any) return PP_OK;
+bad:
+    return pp_fail(PP_E_DATA, "adapter_config.json: layers_to_transform must be layer indices below %d", n_layers);
+}
+
+static pp_status parse_config(const char *text, size_t n, int *r, float *alpha, int *rslora, unsigned *targets,
+                              int n_layers, unsigned char *on)
 {
     cJSON *o = cJSON_ParseWithLength(text, n);
     pp_status s = PP_OK;
@@ -112,7 +158,7 @@ static pp_status parse_config(const char *text, size_t n, int *r, float *alpha, 
     if (s == PP_OK) s = refuse(o, "lora_bias", "a LoRA bias");
     if (s == PP_OK) s = refuse(o, "rank_pattern", "per-module ranks");
     if (s == PP_OK) s = refuse(o, "alpha_pattern", "per-module alphas");
-    if (s == PP_OK) s = refuse(o, "layers_to_transform", "a subset of layers");
+    if (s == PP_OK) s = parse_layers(o, n_layers, on);
     if (s == PP_OK) s = refuse(o, "modules_to_save", "fully trained modules");
     if (s == PP_OK) s = refuse(o, "fan_in_fan_out", "transposed weights");
     *targets = 0;
@@ -155,8 +201,11 @@ pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir)
     pp_reader_close(r);
     r = NULL;
     if (s != PP_OK) pp_fail_ctx(s, "adapter_config.json");
-    if (s == PP_OK) s = parse_config(text, n, &rank, &alpha, &rslora, &targets);
-    if (s == PP_OK) s = pp_lora_init(l, cfg, rank, alpha, rslora, targets);
+    unsigned char *on = malloc(cfg->n_layers ? (size_t)cfg->n_layers : 1);
+    if (s == PP_OK && !on) s = pp_fail(PP_E_NOMEM, "out of memory");
+    if (s == PP_OK) s = parse_config(text, n, &rank, &alpha, &rslora, &targets, cfg->n_layers, on);
+    if (s == PP_OK) s = pp_lora_init_layers(l, cfg, rank, alpha, rslora, targets, on);
+    free(on);
     if (s == PP_OK && (s = pp_reader_open(&r, mpath)) != PP_OK) pp_fail_ctx(s, "adapter_model.safetensors");
     if (s == PP_OK) s = pp_st_open(&st, r);
     /* every tensor of the file must be one of ours, in file order */
@@ -175,7 +224,7 @@ pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir)
                         break;
                     }
                 }
-        if (ty < 0 || !(targets >> ty & 1)) {
+        if (ty < 0 || !(targets >> ty & 1) || !l->layer_on[ly]) {
             s = pp_fail(PP_E_DATA, "adapter_model.safetensors: unexpected tensor (tensor %.200s)", ti->name);
             break;
         }
@@ -203,7 +252,9 @@ pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir)
     free(buf);
     if (s == PP_OK) s = pp_st_finish(st);
     size_t want = 0;
-    for (int t = 0; t < PP_LORA_TYPES; t++) want += (targets >> t & 1) ? 2u * (size_t)l->n_layers : 0;
+    size_t n_on = 0;
+    for (int i = 0; i < l->n_layers; i++) n_on += l->layer_on[i];
+    for (int t = 0; t < PP_LORA_TYPES; t++) want += (targets >> t & 1) ? 2u * n_on : 0;
     if (s == PP_OK && used != want)
         s = pp_fail(PP_E_DATA, "adapter_model.safetensors: %zu tensors, the config implies %zu", used, want);
     pp_st_close(st);
@@ -223,15 +274,20 @@ pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
     if (s == PP_OK) s = pp_buf_json_string(&cfg, base, strlen(base));
     if (s == PP_OK)
         s = pp_buf_printf(&cfg, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"inference_mode\": true,\n"
-                                "  \"init_lora_weights\": true,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": 0.0,\n"
+                                "  \"init_lora_weights\": true,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n"
                                 "  \"modules_to_save\": null,\n  \"peft_type\": \"LORA\",\n  \"r\": %d,\n  \"target_modules\": [",
-                          (double)l->alpha, l->r);
+                          (double)l->alpha, (double)l->dropout, l->r);
     int first = 1;
     for (int t = 0; t < PP_LORA_TYPES && s == PP_OK; t++)
         if (l->targets >> t & 1) {
             s = pp_buf_printf(&cfg, "%s\"%s\"", first ? "" : ", ", modules[t]);
             first = 0;
         }
+    if (s == PP_OK && !pp_lora_all_layers(l)) {
+        s = pp_buf_adds(&cfg, "],\n  \"layers_pattern\": \"layers\",\n  \"layers_to_transform\": [");
+        for (int i = 0, first = 1; i < l->n_layers && s == PP_OK; i++)
+            if (l->layer_on[i]) s = pp_buf_printf(&cfg, "%s%d", first ? "" : ", ", i), first = 0;
+    }
     if (s == PP_OK)
         s = pp_buf_printf(&cfg, "],\n  \"task_type\": \"CAUSAL_LM\",\n  \"use_dora\": false,\n  \"use_rslora\": %s\n}\n",
                           l->rslora ? "true" : "false");
@@ -243,7 +299,7 @@ pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
     if (!e || !names || !shapes) s = pp_fail(PP_E_NOMEM, "out of memory");
     for (int ly = 0; ly < l->n_layers && s == PP_OK; ly++)
         for (int t = 0; t < PP_LORA_TYPES; t++) {
-            if (!(l->targets >> t & 1)) continue;
+            if (!(l->targets >> t & 1) || !l->layer_on[ly]) continue;
             size_t k = (size_t)ly * PP_LORA_TYPES + t;
             for (int b = 0; b < 2; b++, n++) {
                 pp_lora_key(names[n], sizeof names[n], ly, t, b);

@@ -16,8 +16,10 @@ typedef struct pp_lora {
     int r;
     float alpha, scale;
     int rslora;
+    float dropout;          /* recorded in adapter_config.json (lora_dropout) */
     unsigned targets;       /* bit t set: modules of type t are adapted */
     int n_layers;
+    unsigned char *layer_on; /* (n_layers) 1 where the layer is adapted (PEFT's layers_to_transform) */
     int in[PP_LORA_TYPES], out[PP_LORA_TYPES];
     float **A, **B;         /* (n_layers * PP_LORA_TYPES) into params; NULL where not adapted */
     float **dA, **dB;       /* the same into grads */
@@ -25,8 +27,13 @@ typedef struct pp_lora {
     size_t n_params;
 } pp_lora;
 
-/* Allocates zeroed adapters (and gradients) for cfg. */
+/* Allocates zeroed adapters (and gradients) for cfg, on every layer, or on
+ * the layers where on[layer] is set. */
 pp_status pp_lora_init(pp_lora *l, const pp_config *cfg, int r, float alpha, int rslora, unsigned targets);
+pp_status pp_lora_init_layers(pp_lora *l, const pp_config *cfg, int r, float alpha, int rslora, unsigned targets,
+                              const unsigned char *on);
+/* 1 when every layer is adapted. */
+int pp_lora_all_layers(const pp_lora *l);
 void pp_lora_free(pp_lora *l);
 
 /* PEFT's module name of type t ("q_proj", "gate_proj", ...). */
@@ -36,9 +43,9 @@ void pp_lora_key(char *buf, size_t n, int layer, int t, int is_b);
 
 /* Reads a PEFT adapter directory (adapter_config.json, adapter_model.safetensors)
  * for a model with cfg: LORA, r, lora_alpha, use_rslora, target_modules among
- * q/k/v/o/gate/up/down_proj; tensors F32 (F16/BF16 widened) of the right
- * shapes. Anything else PEFT can express (DoRA, biases, rank patterns,
- * layers_to_transform) is refused by name. */
+ * q/k/v/o/gate/up/down_proj, layers_to_transform; tensors F32 (F16/BF16
+ * widened) of the right shapes. Anything else PEFT can express (DoRA,
+ * biases, rank patterns) is refused by name. */
 pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir);
 
 /* Writes a PEFT adapter directory: adapter_config.json (the keys PEFT needs)

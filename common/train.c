@@ -3,73 +3,106 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One layer's kept activations, carved from the trainer's memory. */
+/* One layer's kept activations (its input x_in lives in t->xs). */
 typedef struct acts {
     float *x_in, *xb1, *rstd1, *q, *k, *v, *p, *att, *x_mid, *xb2, *rstd2, *g, *u, *h;
-    float *xa[PP_LORA_TYPES]; /* x Aᵀ of each adapted module (max_t, r) */
+    float *xa[PP_LORA_TYPES]; /* x Aᵀ of each adapted module (max_tokens, r) */
 } acts;
 
-static size_t layer_floats(const pp_config *c, int T, int r)
+typedef struct dims {
+    size_t T, L, dim, qd, kvd, hid, r, vocab, H, in_max;
+} dims;
+
+static dims dims_of(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
 {
-    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    return (size_t)T * (4 * c->dim + 2 + 2 * qd + 2 * kvd + 3 * c->hidden + PP_LORA_TYPES * r) +
-           (size_t)c->n_heads * T * T;
+    dims d = {(size_t)o->max_tokens, (size_t)o->max_len, (size_t)c->dim, (size_t)c->n_heads * c->head_dim,
+              (size_t)c->n_kv_heads * c->head_dim, (size_t)c->hidden, (size_t)lora->r, (size_t)c->vocab,
+              (size_t)c->n_heads, 0};
+    d.in_max = d.dim > d.hid ? d.dim : d.hid;
+    if (d.qd > d.in_max) d.in_max = d.qd;
+    return d;
+}
+
+/* A layer's block: everything but x_in. The attention probabilities of
+ * records packed end to end take sum(len²) <= max_len * max_tokens per head. */
+static size_t block_floats(const dims *d)
+{
+    return d->T * (3 * d->dim + 2 + 2 * d->qd + 2 * d->kvd + 3 * d->hid + PP_LORA_TYPES * d->r) + d->H * d->L * d->T;
+}
+
+static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
+{
+    size_t blocks = block_floats(d) * (ckpt ? 1 : (size_t)c->n_layers);
+    size_t xs = ((size_t)c->n_layers + 1) * d->T * d->dim;
+    size_t fin = d->T * (d->dim + 1) + d->T * d->vocab + d->T * d->dim;
+    size_t grads = d->T * (2 * d->dim + 2 * d->qd + 2 * d->kvd + 3 * d->hid + d->r + d->in_max);
+    return blocks + xs + fin + grads;
+}
+
+size_t pp_trainer_bytes(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
+{
+    dims d = dims_of(c, lora, o);
+    return total_floats(c, &d, o->grad_checkpoint) * sizeof(float) + d.T * (sizeof(int32_t) + sizeof(uint32_t));
 }
 
 static void carve(const pp_trainer *t, int l, acts *a)
 {
-    const pp_config *c = &t->m->cfg;
-    size_t T = (size_t)t->max_t, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    float *p = t->mem + (size_t)l * t->layer_floats;
-    a->x_in = p, p += T * c->dim;
-    a->xb1 = p, p += T * c->dim;
-    a->rstd1 = p, p += T;
-    a->q = p, p += T * qd;
-    a->k = p, p += T * kvd;
-    a->v = p, p += T * kvd;
-    a->att = p, p += T * qd;
-    a->x_mid = p, p += T * c->dim;
-    a->xb2 = p, p += T * c->dim;
-    a->rstd2 = p, p += T;
-    a->g = p, p += T * c->hidden;
-    a->u = p, p += T * c->hidden;
-    a->h = p, p += T * c->hidden;
-    for (int k = 0; k < PP_LORA_TYPES; k++) a->xa[k] = p, p += T * t->lora->r;
+    dims d = dims_of(&t->m->cfg, t->lora, &t->o);
+    float *p = t->mem + (t->o.grad_checkpoint ? 0 : (size_t)l) * t->layer_floats;
+    a->x_in = t->xs + (size_t)l * d.T * d.dim;
+    a->xb1 = p, p += d.T * d.dim;
+    a->rstd1 = p, p += d.T;
+    a->q = p, p += d.T * d.qd;
+    a->k = p, p += d.T * d.kvd;
+    a->v = p, p += d.T * d.kvd;
+    a->att = p, p += d.T * d.qd;
+    a->x_mid = p, p += d.T * d.dim;
+    a->xb2 = p, p += d.T * d.dim;
+    a->rstd2 = p, p += d.T;
+    a->g = p, p += d.T * d.hid;
+    a->u = p, p += d.T * d.hid;
+    a->h = p, p += d.T * d.hid;
+    for (int k = 0; k < PP_LORA_TYPES; k++) a->xa[k] = p, p += d.T * d.r;
     a->p = p;
 }
 
-pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_lora *lora, int max_t)
+pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_lora *lora, const pp_train_opts *o)
 {
     memset(t, 0, sizeof *t);
     const pp_config *c = &m->cfg;
-    t->m = m, t->be = be, t->lora = lora, t->max_t = max_t;
-    size_t T = (size_t)max_t, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
-    t->layer_floats = layer_floats(c, max_t, lora->r);
-    size_t fin = T * (2 * (size_t)c->dim + 1) + T * (size_t)c->vocab;
-    size_t grads = T * (2 * (size_t)c->dim + 2 * qd + 2 * kvd + 3 * (size_t)c->hidden + (size_t)lora->r);
-    size_t total = t->layer_floats * c->n_layers + fin + grads;
+    t->m = m, t->be = be, t->lora = lora, t->o = *o;
+    if (o->max_tokens < 1 || o->max_len < 1 || o->max_len > o->max_tokens)
+        return pp_fail(PP_E_INTERNAL, "trainer: max_len %d, max_tokens %d", o->max_len, o->max_tokens);
+    dims d = dims_of(c, lora, o);
+    t->layer_floats = block_floats(&d);
+    size_t total = total_floats(c, &d, o->grad_checkpoint);
     t->mem = be->ops->alloc(be, total * sizeof(float));
-    t->targets = malloc(T * sizeof *t->targets);
-    if (!t->mem || !t->targets) {
+    t->targets = malloc(d.T * sizeof *t->targets);
+    t->tok = malloc(d.T * sizeof *t->tok);
+    t->starts = malloc(2 * d.T * sizeof *t->starts);
+    if (!t->mem || !t->targets || !t->tok || !t->starts) {
         pp_trainer_free(t);
         return pp_fail(PP_E_NOMEM, "out of memory for training activations (%zu MiB)", total * 4 >> 20);
     }
-    float *p = t->mem + t->layer_floats * c->n_layers;
-    t->fin = p, p += T * c->dim;
-    t->finb = p, p += T * c->dim;
-    t->finr = p, p += T;
-    t->logits = p, p += T * c->vocab;
-    t->dx = p, p += T * c->dim;
-    t->dxb = p, p += T * c->dim;
-    t->dq = p, p += T * qd;
-    t->datt = p, p += T * qd;
-    t->dk = p, p += T * kvd;
-    t->dv = p, p += T * kvd;
-    t->dg = p, p += T * c->hidden;
-    t->du = p, p += T * c->hidden;
-    t->dh = p, p += T * c->hidden;
-    t->dxa = p;
-    pp_status s = be->ops->reserve(be, pp_llama_largest_weight(c), max_t);
+    t->lens = t->starts + d.T;
+    float *p = t->mem + t->layer_floats * (o->grad_checkpoint ? 1 : (size_t)c->n_layers);
+    t->xs = p, p += ((size_t)c->n_layers + 1) * d.T * d.dim;
+    t->finb = p, p += d.T * d.dim;
+    t->finr = p, p += d.T;
+    t->logits = p, p += d.T * d.vocab;
+    t->tmp = p, p += d.T * d.dim;
+    t->dx = p, p += d.T * d.dim;
+    t->dxb = p, p += d.T * d.dim;
+    t->dq = p, p += d.T * d.qd;
+    t->datt = p, p += d.T * d.qd;
+    t->dk = p, p += d.T * d.kvd;
+    t->dv = p, p += d.T * d.kvd;
+    t->dg = p, p += d.T * d.hid;
+    t->du = p, p += d.T * d.hid;
+    t->dh = p, p += d.T * d.hid;
+    t->dxa = p, p += d.T * d.r;
+    t->xd = p;
+    pp_status s = be->ops->reserve(be, pp_llama_largest_weight(c), o->max_len);
     if (s != PP_OK) pp_trainer_free(t);
     return s;
 }
@@ -78,18 +111,62 @@ void pp_trainer_free(pp_trainer *t)
 {
     if (t->be) t->be->ops->free(t->be, t->mem);
     free(t->targets);
+    free(t->tok);
+    free(t->starts);
     memset(t, 0, sizeof *t);
 }
 
-/* y = x Wᵀ (+ s (x Aᵀ) Bᵀ, keeping x Aᵀ) for the module of type ty in layer l. */
-static void linear(pp_trainer *t, float *y, const float *x, const pp_weight *w, int n, int l, int ty, float *xa)
+/* ------------------------------------------------------------------ dropout */
+
+/* Counter-based: element j of module (layer, type) in the micro-batch keyed
+ * by t->mask_key is kept or dropped the same way in the forward pass, in a
+ * recomputation and in the backward pass, with nothing stored. */
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ z >> 27) * 0x94D049BB133111EBull;
+    return z ^ z >> 31;
+}
+
+static uint64_t module_key(const pp_trainer *t, int l, int ty)
+{
+    return mix(mix(t->o.seed ^ 0x5DEECE66Dull) ^ mix(t->mask_key) ^ ((uint64_t)l << 8 | (uint64_t)ty));
+}
+
+/* out[i] = x[i] * keep(i) / (1 - p), or out[i] += that when acc. */
+static void drop(const pp_trainer *t, float *out, const float *x, size_t n, int l, int ty, int acc)
+{
+    uint64_t key = module_key(t, l, ty);
+    uint32_t thr = (uint32_t)((double)t->o.dropout * 4294967296.0);
+    float s = 1.0f / (1.0f - t->o.dropout);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float v = (uint32_t)(mix(key + (uint64_t)i * 0x9E3779B97F4A7C15ull) >> 32) >= thr ? x[i] * s : 0.0f;
+        out[i] = acc ? out[i] + v : v;
+    }
+}
+
+void pp_trainer_dropout(const pp_trainer *t, float *out, const float *x, size_t n, int l, int ty)
+{
+    drop(t, out, x, n, l, ty, 0);
+}
+
+/* ------------------------------------------------------------- the layers */
+
+/* y = x Wᵀ (+ s (drop(x) Aᵀ) Bᵀ, keeping drop(x) Aᵀ) for the module of type ty in layer l. */
+static void linear(pp_trainer *t, float *y, const float *x, const pp_weight *w, int n, int l, int ty, float *xa, int train)
 {
     const pp_backend_ops *op = t->be->ops;
     const pp_lora *lo = t->lora;
     op->matmul(t->be, y, x, w, n, 0);
     size_t k = (size_t)l * PP_LORA_TYPES + ty;
     if (!lo->A[k]) return;
-    op->gemm(t->be, xa, x, lo->A[k], n, lo->r, lo->in[ty], 0, 1, 1.0f, 0.0f);
+    const float *xin = x;
+    if (train && t->o.dropout > 0) {
+        drop(t, t->xd, x, (size_t)n * lo->in[ty], l, ty, 0);
+        xin = t->xd;
+    }
+    op->gemm(t->be, xa, xin, lo->A[k], n, lo->r, lo->in[ty], 0, 1, 1.0f, 0.0f);
     op->gemm(t->be, y, xa, lo->B[k], n, lo->out[ty], lo->r, 0, 1, lo->scale, 1.0f);
 }
 
@@ -103,58 +180,121 @@ static void linear_back(pp_trainer *t, float *dx, const float *dy, const float *
     size_t k = (size_t)l * PP_LORA_TYPES + ty;
     if (!lo->A[k]) return;
     int r = lo->r, in = lo->in[ty], out = lo->out[ty];
+    size_t nin = (size_t)n * in;
     op->gemm(t->be, lo->dB[k], dy, xa, out, r, n, 1, 0, lo->scale, 1.0f); /* dB += s dyᵀ (x Aᵀ) */
     op->gemm(t->be, t->dxa, dy, lo->B[k], n, r, out, 0, 0, lo->scale, 0.0f); /* d(x Aᵀ) = s dy B */
+    if (t->o.dropout > 0) {
+        drop(t, t->xd, x, nin, l, ty, 0);
+        op->gemm(t->be, lo->dA[k], t->dxa, t->xd, r, in, n, 1, 0, 1.0f, 1.0f); /* dA += d(x Aᵀ)ᵀ drop(x) */
+        op->gemm(t->be, t->xd, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 0.0f);
+        drop(t, dx, t->xd, nin, l, ty, 1);                                    /* dx += drop'(d(x Aᵀ) A) */
+        return;
+    }
     op->gemm(t->be, lo->dA[k], t->dxa, x, r, in, n, 1, 0, 1.0f, 1.0f);   /* dA += d(x Aᵀ)ᵀ x */
     op->gemm(t->be, dx, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 1.0f);   /* dx += d(x Aᵀ) A */
 }
 
-pp_status pp_trainer_record(pp_trainer *t, const uint32_t *tok, int n, int prompt_len, float scale, int backward,
-                            double *loss, int *n_targets)
+/* Attention of every record, each causal from its own position 0. */
+static void attention(pp_trainer *t, acts *a)
+{
+    const pp_config *c = &t->m->cfg;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, pat = 0;
+    for (int i = 0; i < t->n_rec; i++) {
+        size_t s = (size_t)t->starts[i];
+        int n = t->lens[i];
+        t->be->ops->attention_train(t->be, a->att + s * qd, a->p + pat, a->q + s * qd, a->k + s * kvd, a->v + s * kvd, n,
+                                    c->n_heads, c->n_kv_heads, c->head_dim);
+        pat += (size_t)c->n_heads * n * n;
+    }
+}
+
+static void rope(pp_trainer *t, float *q, float *k, int backward)
+{
+    const pp_config *c = &t->m->cfg;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    for (int i = 0; i < t->n_rec; i++) {
+        size_t s = (size_t)t->starts[i];
+        (backward ? t->be->ops->rope_backward : t->be->ops->rope)(t->be, q + s * qd, k + s * kvd, t->lens[i], 0, c->n_heads,
+                                                                  c->n_kv_heads, c->head_dim, c->rope_theta);
+    }
+}
+
+/* Layer l forward from a->x_in; writes the next layer's input to next
+ * unless it is NULL (a recomputation). */
+static void layer_forward(pp_trainer *t, int l, acts *a, int n, float *next, int train)
+{
+    const pp_config *c = &t->m->cfg;
+    const pp_llama_layer *L = &t->m->layers[l];
+    pp_backend *be = t->be;
+    const pp_backend_ops *op = be->ops;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden;
+    op->rmsnorm_train(be, a->xb1, a->rstd1, a->x_in, &L->attn_norm, n, c->norm_eps);
+    linear(t, a->q, a->xb1, &L->wq, n, l, PP_LORA_Q, a->xa[PP_LORA_Q], train);
+    linear(t, a->k, a->xb1, &L->wk, n, l, PP_LORA_K, a->xa[PP_LORA_K], train);
+    linear(t, a->v, a->xb1, &L->wv, n, l, PP_LORA_V, a->xa[PP_LORA_V], train);
+    rope(t, a->q, a->k, 0);
+    attention(t, a);
+    memcpy(a->x_mid, a->x_in, (size_t)n * dim * sizeof(float));
+    linear(t, t->tmp, a->att, &L->wo, n, l, PP_LORA_O, a->xa[PP_LORA_O], train);
+    op->add(be, a->x_mid, t->tmp, (size_t)n * dim);
+    op->rmsnorm_train(be, a->xb2, a->rstd2, a->x_mid, &L->ffn_norm, n, c->norm_eps);
+    linear(t, a->g, a->xb2, &L->w_gate, n, l, PP_LORA_GATE, a->xa[PP_LORA_GATE], train);
+    linear(t, a->u, a->xb2, &L->w_up, n, l, PP_LORA_UP, a->xa[PP_LORA_UP], train);
+    op->swiglu(be, a->h, a->g, a->u, (size_t)n * hid);
+    if (!next) {
+        /* the down projection's output is not needed again, only its x Aᵀ */
+        size_t k = (size_t)l * PP_LORA_TYPES + PP_LORA_DOWN;
+        const pp_lora *lo = t->lora;
+        if (lo->A[k]) {
+            const float *xin = a->h;
+            if (train && t->o.dropout > 0) drop(t, t->xd, a->h, (size_t)n * hid, l, PP_LORA_DOWN, 0), xin = t->xd;
+            op->gemm(be, a->xa[PP_LORA_DOWN], xin, lo->A[k], n, lo->r, lo->in[PP_LORA_DOWN], 0, 1, 1.0f, 0.0f);
+        }
+        return;
+    }
+    memcpy(next, a->x_mid, (size_t)n * dim * sizeof(float));
+    linear(t, t->tmp, a->h, &L->w_down, n, l, PP_LORA_DOWN, a->xa[PP_LORA_DOWN], train);
+    op->add(be, next, t->tmp, (size_t)n * dim);
+}
+
+pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int *len, const int *prompt_len, int n_rec,
+                           float scale, int backward, double *loss, int *n_targets)
 {
     const pp_llama *m = t->m;
     const pp_config *c = &m->cfg;
     pp_backend *be = t->be;
     const pp_backend_ops *op = be->ops;
-    if (n < 1 || n > t->max_t) return pp_fail(PP_E_DATA, "a record of %d tokens (at most %d)", n, t->max_t);
-    for (int i = 0; i < n; i++)
-        if (tok[i] >= (uint32_t)c->vocab) return pp_fail(PP_E_DATA, "token id %u outside the vocabulary", tok[i]);
+    int n = 0;
+    for (int i = 0; i < n_rec; i++) {
+        if (len[i] < 1 || len[i] > t->o.max_len || n + len[i] > t->o.max_tokens)
+            return pp_fail(PP_E_DATA, "a micro-batch record of %d tokens (at most %d, %d in all)", len[i], t->o.max_len,
+                           t->o.max_tokens);
+        for (int j = 0; j < len[i]; j++) {
+            if (tok[i][j] >= (uint32_t)c->vocab) return pp_fail(PP_E_DATA, "token id %u outside the vocabulary", tok[i][j]);
+            t->tok[n + j] = tok[i][j];
+            t->targets[n + j] = j + 1 < len[i] && j + 1 >= prompt_len[i] ? (int32_t)tok[i][j + 1] : -1;
+        }
+        t->starts[i] = n, t->lens[i] = len[i];
+        n += len[i];
+    }
+    t->n_rec = n_rec;
+    if (n == 0) return PP_OK;
     int hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden, T = (size_t)t->o.max_tokens;
 
     /* forward, keeping what the backward pass needs */
     acts a;
-    carve(t, 0, &a);
-    op->embed(be, a.x_in, &m->embed, tok, n);
+    op->embed(be, t->xs, &m->embed, t->tok, n);
     for (int l = 0; l < c->n_layers; l++) {
-        const pp_llama_layer *L = &m->layers[l];
         carve(t, l, &a);
-        op->rmsnorm_train(be, a.xb1, a.rstd1, a.x_in, &L->attn_norm, n, c->norm_eps);
-        linear(t, a.q, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q]);
-        linear(t, a.k, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K]);
-        linear(t, a.v, a.xb1, &L->wv, n, l, PP_LORA_V, a.xa[PP_LORA_V]);
-        op->rope(be, a.q, a.k, n, 0, H, KV, hd, c->rope_theta);
-        op->attention_train(be, a.att, a.p, a.q, a.k, a.v, n, H, KV, hd);
-        memcpy(a.x_mid, a.x_in, (size_t)n * dim * sizeof(float));
-        linear(t, t->dx, a.att, &L->wo, n, l, PP_LORA_O, a.xa[PP_LORA_O]);
-        op->add(be, a.x_mid, t->dx, (size_t)n * dim);
-        op->rmsnorm_train(be, a.xb2, a.rstd2, a.x_mid, &L->ffn_norm, n, c->norm_eps);
-        linear(t, a.g, a.xb2, &L->w_gate, n, l, PP_LORA_GATE, a.xa[PP_LORA_GATE]);
-        linear(t, a.u, a.xb2, &L->w_up, n, l, PP_LORA_UP, a.xa[PP_LORA_UP]);
-        op->swiglu(be, a.h, a.g, a.u, (size_t)n * hid);
-        float *next = l + 1 < c->n_layers ? t->mem + (size_t)(l + 1) * t->layer_floats : t->fin; /* next x_in */
-        memcpy(next, a.x_mid, (size_t)n * dim * sizeof(float));
-        linear(t, t->dx, a.h, &L->w_down, n, l, PP_LORA_DOWN, a.xa[PP_LORA_DOWN]);
-        op->add(be, next, t->dx, (size_t)n * dim);
+        layer_forward(t, l, &a, n, t->xs + (size_t)(l + 1) * T * dim, backward);
     }
-    op->rmsnorm_train(be, t->finb, t->finr, t->fin, &m->norm, n, c->norm_eps);
+    float *fin = t->xs + (size_t)c->n_layers * T * dim;
+    op->rmsnorm_train(be, t->finb, t->finr, fin, &m->norm, n, c->norm_eps);
     op->matmul(be, t->logits, t->finb, &m->lm_head, n, 0);
 
     int count = 0;
-    for (int i = 0; i < n; i++) {
-        t->targets[i] = i + 1 < n && i + 1 >= prompt_len ? (int32_t)tok[i + 1] : -1;
-        count += t->targets[i] >= 0;
-    }
+    for (int i = 0; i < n; i++) count += t->targets[i] >= 0;
     *n_targets += count;
     *loss += op->cross_entropy(be, t->logits, t->targets, n, c->vocab, backward ? scale : 0.0f);
     if (!backward) return PP_OK;
@@ -163,10 +303,11 @@ pp_status pp_trainer_record(pp_trainer *t, const uint32_t *tok, int n, int promp
     memset(t->dx, 0, (size_t)n * dim * sizeof(float));
     memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
     op->matmul_dx(be, t->dxb, t->logits, &m->lm_head, n);
-    op->rmsnorm_backward(be, t->dx, t->dxb, t->fin, t->finr, &m->norm, n);
+    op->rmsnorm_backward(be, t->dx, t->dxb, fin, t->finr, &m->norm, n);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const pp_llama_layer *L = &m->layers[l];
         carve(t, l, &a);
+        if (t->o.grad_checkpoint) layer_forward(t, l, &a, n, NULL, 1);
         /* the MLP branch: dx holds d(x_out) = d(x_mid) through the residual */
         memset(t->dh, 0, (size_t)n * hid * sizeof(float));
         linear_back(t, t->dh, t->dx, a.h, &L->w_down, n, l, PP_LORA_DOWN, a.xa[PP_LORA_DOWN]);
@@ -178,8 +319,15 @@ pp_status pp_trainer_record(pp_trainer *t, const uint32_t *tok, int n, int promp
         /* the attention branch: dx now holds d(x_mid) = d(x_in) through the residual */
         memset(t->datt, 0, (size_t)n * H * hd * sizeof(float));
         linear_back(t, t->datt, t->dx, a.att, &L->wo, n, l, PP_LORA_O, a.xa[PP_LORA_O]);
-        op->attention_backward(be, t->dq, t->dk, t->dv, t->datt, a.p, a.q, a.k, a.v, n, H, KV, hd);
-        op->rope_backward(be, t->dq, t->dk, n, 0, H, KV, hd, c->rope_theta);
+        size_t qd = (size_t)H * hd, kvd = (size_t)KV * hd, pat = 0;
+        for (int i = 0; i < t->n_rec; i++) {
+            size_t s = (size_t)t->starts[i];
+            int ni = t->lens[i];
+            op->attention_backward(be, t->dq + s * qd, t->dk + s * kvd, t->dv + s * kvd, t->datt + s * qd, a.p + pat,
+                                   a.q + s * qd, a.k + s * kvd, a.v + s * kvd, ni, H, KV, hd);
+            pat += (size_t)H * ni * ni;
+        }
+        rope(t, t->dq, t->dk, 1);
         memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
         linear_back(t, t->dxb, t->dq, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q]);
         linear_back(t, t->dxb, t->dk, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K]);

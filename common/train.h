@@ -1,8 +1,14 @@
-/* train.h: one record's forward and backward pass through a Llama with LoRA
- * adapters on its frozen weights, written against the backend table. The
- * loss is cross-entropy over the record's response tokens (the target at
- * position i >= prompt_len is predicted from position i - 1); gradients of
- * the adapters accumulate, scaled by the caller (1 / targets of the step). */
+/* train.h: the forward and backward pass of a micro-batch through a Llama
+ * with LoRA adapters on its frozen weights, written against the backend
+ * table. A micro-batch is packed: its records are laid end to end (no
+ * padding), the linear layers see every token at once, RoPE and attention
+ * run per record from position 0. That is what padding to the longest
+ * record with an attention mask computes, without the work on pad tokens.
+ *
+ * The loss is cross-entropy over the response tokens (the target at
+ * position i >= prompt_len is predicted from position i - 1); the adapters'
+ * gradients accumulate with the loss multiplied by the caller's scale
+ * (1 / targets of the optimizer step). */
 #ifndef PP_TRAIN_H
 #define PP_TRAIN_H
 
@@ -12,25 +18,46 @@
 #include "llama.h"
 #include "lora.h"
 
+typedef struct pp_train_opts {
+    int max_tokens;         /* tokens in one micro-batch, at most */
+    int max_len;            /* tokens in one record, at most */
+    int grad_checkpoint;    /* keep only each layer's input; recompute the rest in the backward pass */
+    float dropout;          /* LoRA dropout on the adapters' input (PEFT's lora_dropout) */
+    uint64_t seed;          /* of the dropout masks */
+} pp_train_opts;
+
 typedef struct pp_trainer {
     const pp_llama *m;
     pp_backend *be;
     pp_lora *lora;
-    int max_t;
+    pp_train_opts o;
+    uint64_t mask_key;      /* the dropout masks of the next micro-batch: set by the caller per micro-batch */
     float *mem;             /* activations and their gradients: one allocation */
-    size_t layer_floats;    /* the activations one layer keeps */
-    float *fin, *finb, *finr, *logits;  /* final norm input, output, rstd; logits (max_t, vocab) */
-    float *dx, *dxb, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxa; /* gradients */
-    int32_t *targets;       /* (max_t) */
+    size_t layer_floats;    /* the activations one layer keeps (its input aside) */
+    float *xs;              /* (n_layers + 1, max_tokens, dim): every layer's input, then the final norm's */
+    float *finb, *finr, *logits;  /* final norm output and rstd; logits (max_tokens, vocab) */
+    float *tmp;             /* (max_tokens, dim) forward scratch */
+    float *dx, *dxb, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxa, *xd; /* gradients; xd: dropped-out input */
+    int32_t *targets;       /* (max_tokens) */
+    uint32_t *tok;          /* (max_tokens) the packed micro-batch */
+    int n_rec, *starts, *lens; /* its records */
 } pp_trainer;
 
-pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_lora *lora, int max_t);
+/* Bytes the trainer allocates for m, lora and opts (for --dry-run). */
+size_t pp_trainer_bytes(const pp_config *c, const pp_lora *lora, const pp_train_opts *o);
+
+pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_lora *lora, const pp_train_opts *o);
 void pp_trainer_free(pp_trainer *t);
 
-/* Forward and backward of one record of n tokens; adds the summed loss to
- * *loss and the number of targets to *targets; LoRA gradients accumulate with
- * the loss scaled by scale. With backward 0, only the loss (and logits). */
-pp_status pp_trainer_record(pp_trainer *t, const uint32_t *tok, int n, int prompt_len, float scale, int backward,
-                            double *loss, int *targets);
+/* Forward and backward of a micro-batch of n records (record i: tok[i],
+ * len[i] tokens, prompt_len[i] of them prompt); adds the summed loss to
+ * *loss and the number of targets to *targets. With backward 0, the loss
+ * only (dropout off: evaluation). */
+pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int *len, const int *prompt_len, int n,
+                           float scale, int backward, double *loss, int *targets);
+
+/* out = dropout(x) over n values as the adapter of type ty in layer l sees
+ * it in the micro-batch keyed by t->mask_key (for tests). */
+void pp_trainer_dropout(const pp_trainer *t, float *out, const float *x, size_t n, int l, int ty);
 
 #endif

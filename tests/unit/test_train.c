@@ -34,7 +34,15 @@ static const int32_t *plens;
 static size_t n_records;
 
 /* Loss and gradients of the batch as the step defines them: the mean over
- * all targets of the step. */
+ * all targets of the step. With packed, both records in one micro-batch;
+ * else one micro-batch each (gradient accumulation). */
+static int packed = 1;
+
+static pp_train_opts opts(int grad_checkpoint, float dropout)
+{
+    return (pp_train_opts){.max_tokens = 32, .max_len = 16, .grad_checkpoint = grad_checkpoint, .dropout = dropout, .seed = 3};
+}
+
 static double batch_loss(pp_trainer *t, pp_lora *l, int backward)
 {
     int total = 0;
@@ -42,12 +50,20 @@ static double batch_loss(pp_trainer *t, pp_lora *l, int backward)
     if (backward) memset(l->grads, 0, l->n_params * sizeof *l->grads);
     double loss = 0;
     int targets = 0;
-    for (size_t r = 0; r < n_records; r++) {
-        uint32_t ids[64];
-        int n = (int)(offsets[r + 1] - offsets[r]);
-        for (int i = 0; i < n; i++) ids[i] = (uint32_t)tokens[offsets[r] + i];
-        CHECK_STATUS(pp_trainer_record(t, ids, n, plens[r], 1.0f / (float)total, backward, &loss, &targets), PP_OK);
+    static uint32_t ids[2][64];
+    const uint32_t *rec[2];
+    int len[2], pl[2];
+    for (size_t r = 0; r < n_records && r < 2; r++) {
+        len[r] = (int)(offsets[r + 1] - offsets[r]);
+        pl[r] = plens[r];
+        for (int i = 0; i < len[r]; i++) ids[r][i] = (uint32_t)tokens[offsets[r] + i];
+        rec[r] = ids[r];
     }
+    if (packed)
+        CHECK_STATUS(pp_trainer_batch(t, rec, len, pl, (int)n_records, 1.0f / (float)total, backward, &loss, &targets), PP_OK);
+    else
+        for (size_t r = 0; r < n_records; r++)
+            CHECK_STATUS(pp_trainer_batch(t, rec + r, len + r, pl + r, 1, 1.0f / (float)total, backward, &loss, &targets), PP_OK);
     CHECK(targets == total);
     return loss / total;
 }
@@ -82,13 +98,14 @@ static void load_adapter(pp_lora *l, const char *variant)
             }
 }
 
-static void check_variant(const char *variant, int rslora)
+static void check_variant(const char *variant, int rslora, int grad_checkpoint)
 {
     pp_lora l;
     CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, rslora, 0x7f), PP_OK);
     load_adapter(&l, variant);
     pp_trainer t;
-    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, 32), PP_OK);
+    pp_train_opts o = opts(grad_checkpoint, 0);
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, &o), PP_OK);
     if (check_failed) return;
     double loss = batch_loss(&t, &l, 1);
     char name[300];
@@ -123,8 +140,96 @@ static void check_variant(const char *variant, int rslora)
     pp_lora_free(&l);
 }
 
-TEST(loss_and_gradients_equal_peft) { check_variant("plain", 0); }
-TEST(loss_and_gradients_equal_peft_rslora) { check_variant("rslora", 1); }
+TEST(loss_and_gradients_equal_peft) { check_variant("plain", 0, 0); }
+TEST(loss_and_gradients_equal_peft_rslora) { check_variant("rslora", 1, 0); }
+TEST(loss_and_gradients_equal_peft_one_record_per_micro_batch)
+{
+    packed = 0;
+    check_variant("plain", 0, 0);
+    packed = 1;
+}
+TEST(loss_and_gradients_equal_peft_grad_checkpoint) { check_variant("plain", 0, 1); }
+
+/* Recomputing the activations gives the very same gradients, bit for bit,
+ * with dropout on too (its masks are recomputed, not stored). */
+TEST(grad_checkpoint_is_bit_exact)
+{
+    for (int d = 0; d < 2; d++) {
+        pp_lora l;
+        CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, 0, 0x7f), PP_OK);
+        load_adapter(&l, "plain");
+        float *g = malloc(l.n_params * sizeof *g);
+        double loss[2];
+        for (int ck = 0; ck < 2; ck++) {
+            pp_trainer t;
+            pp_train_opts o = opts(ck, d ? 0.25f : 0);
+            CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, &o), PP_OK);
+            t.mask_key = 77;
+            loss[ck] = batch_loss(&t, &l, 1);
+            if (!ck) memcpy(g, l.grads, l.n_params * sizeof *g);
+            pp_trainer_free(&t);
+        }
+        CHECK(loss[0] == loss[1] && memcmp(g, l.grads, l.n_params * sizeof *g) == 0);
+        free(g);
+        pp_lora_free(&l);
+    }
+}
+
+/* Dropout: the loss changes in training, not in evaluation; the gradients
+ * are those of the dropped-out function (finite differences with the same
+ * masks); about a fraction p of the adapters' inputs are dropped. */
+TEST(dropout)
+{
+    pp_lora l;
+    CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, 0, 0x7f), PP_OK);
+    load_adapter(&l, "plain");
+    pp_trainer t0, t;
+    pp_train_opts o0 = opts(0, 0), o = opts(0, 0.3f);
+    CHECK_STATUS(pp_trainer_init(&t0, &model, be, &l, &o0), PP_OK);
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, &o), PP_OK);
+    if (check_failed) return;
+    t.mask_key = 5;
+    double plain = batch_loss(&t0, &l, 0), eval = batch_loss(&t, &l, 0), train = batch_loss(&t, &l, 1);
+    fprintf(stderr, "  dropout 0.3: training loss %.6f, evaluation %.6f, without dropout %.6f\n", train, eval, plain);
+    CHECK(eval == plain && fabs(train - plain) > 1e-4);
+    float *g = malloc(l.n_params * sizeof *g);
+    memcpy(g, l.grads, l.n_params * sizeof *g);
+    /* the loss of the dropped-out function, through a backward pass with a zero scale */
+    uint64_t s = 99;
+    int bad = 0;
+    for (int k = 0; k < 10; k++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        size_t i = s % l.n_params;
+        float keep = l.params[i], h = 1e-2f;
+        l.params[i] = keep + h;
+        double up = batch_loss(&t, &l, 1);
+        l.params[i] = keep - h;
+        double down = batch_loss(&t, &l, 1);
+        l.params[i] = keep;
+        double fd = (up - down) / (2 * h);
+        if (fabs(fd - g[i]) > 2e-3 * fmax(1e-2, fabs(fd))) {
+            fprintf(stderr, "  parameter %zu: analytic %.6g, finite difference %.6g\n", i, (double)g[i], fd);
+            bad++;
+        }
+    }
+    CHECK(bad == 0);
+    /* the masks: a fraction p dropped, the kept scaled by 1 / (1 - p) */
+    float ones[4096], out[4096];
+    for (int i = 0; i < 4096; i++) ones[i] = 1.0f;
+    t.mask_key = 6;
+    size_t dropped = 0;
+    pp_trainer_dropout(&t, out, ones, 4096, 0, PP_LORA_Q);
+    for (int i = 0; i < 4096; i++) {
+        dropped += out[i] == 0;
+        if (out[i] != 0 && fabsf(out[i] - 1 / 0.7f) > 1e-6f) bad++;
+    }
+    fprintf(stderr, "  dropped %zu of 4096 (p = 0.3)\n", dropped);
+    CHECK(bad == 0 && dropped > 1100 && dropped < 1360);
+    free(g);
+    pp_trainer_free(&t);
+    pp_trainer_free(&t0);
+    pp_lora_free(&l);
+}
 
 /* Three AdamW steps (lr 1e-2, weight decay 0.01, clipping at 1.0, linear
  * schedule over 3 steps with 1 warm-up step) on the same batch: the loss
@@ -137,7 +242,8 @@ static void check_steps(const char *variant, int rslora)
     load_adapter(&l, variant);
     pp_trainer t;
     pp_adamw o;
-    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, 32), PP_OK);
+    pp_train_opts to = opts(0, 0);
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, &to), PP_OK);
     CHECK_STATUS(pp_adamw_init(&o, l.n_params, 0.9f, 0.999f, 1e-8f, 0.01f), PP_OK);
     if (check_failed) return;
     for (int k = 1; k <= 3; k++) {
@@ -228,7 +334,8 @@ TEST(finite_differences)
     CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, 0, 0x7f), PP_OK);
     load_adapter(&l, "plain");
     pp_trainer t;
-    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, 32), PP_OK);
+    pp_train_opts o = opts(0, 0);
+    CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, &o), PP_OK);
     if (check_failed) return;
     batch_loss(&t, &l, 1);
     float *g = malloc(l.n_params * sizeof *g);
@@ -276,6 +383,10 @@ int main(void)
     pp_backend_cpu(&be, 2);
     RUN(loss_and_gradients_equal_peft);
     RUN(loss_and_gradients_equal_peft_rslora);
+    RUN(loss_and_gradients_equal_peft_one_record_per_micro_batch);
+    RUN(loss_and_gradients_equal_peft_grad_checkpoint);
+    RUN(grad_checkpoint_is_bit_exact);
+    RUN(dropout);
     RUN(adamw_steps_equal_torch);
     RUN(adamw_steps_equal_torch_rslora);
     RUN(finite_differences);

@@ -68,8 +68,9 @@ typedef struct pp_backend_ops {
     void (*matmul_dx)(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n);
     /* out = rmsnorm(x) as rmsnorm, keeping rstd (n) for the backward pass. */
     void (*rmsnorm_train)(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps);
-    /* dx (n, dim) += the input gradient of rmsnorm for dy. */
-    void (*rmsnorm_backward)(pp_backend *be, float *dx, const float *dy, const float *x, const float *rstd,
+    /* dx (n, dim) += the input gradient of rmsnorm for dy; dw (dim) += the
+     * weight's gradient unless dw is NULL. */
+    void (*rmsnorm_backward)(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                              const pp_weight *w, int n);
     /* dq, dk rotated back (the transpose of rope for positions pos0..). */
     void (*rope_backward)(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
@@ -88,6 +89,8 @@ typedef struct pp_backend_ops {
      * no loss): returns the summed loss; logits are replaced by their
      * gradient times scale (zero rows where there is no target). */
     double (*cross_entropy)(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale);
+    /* dtable (vocab, dim) row ids[i] += dout row i: the embedding's gradient. */
+    void (*embed_backward)(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim);
 } pp_backend_ops;
 
 struct pp_backend {

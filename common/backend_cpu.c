@@ -420,7 +420,7 @@ static void cpu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const flo
     }
 }
 
-static void cpu_rmsnorm_backward(pp_backend *be, float *dx, const float *dy, const float *x, const float *rstd,
+static void cpu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                                  const pp_weight *w, int n)
 {
     (void)be;
@@ -433,6 +433,18 @@ static void cpu_rmsnorm_backward(pp_backend *be, float *dx, const float *dy, con
         for (int j = 0; j < dim; j++) dot += (double)g[j] * dyi[j] * xi[j];
         float k = (float)(dot * r * r * r / dim);
         for (int j = 0; j < dim; j++) dx[(size_t)i * dim + j] += r * g[j] * dyi[j] - k * xi[j];
+        if (dw)
+            for (int j = 0; j < dim; j++) dw[j] += dyi[j] * (xi[j] * r);
+    }
+}
+
+static void cpu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
+{
+    (void)be;
+    for (int i = 0; i < n; i++) {
+        float *row = dtable + (size_t)ids[i] * dim;
+        const float *d = dout + (size_t)i * dim;
+        for (int j = 0; j < dim; j++) row[j] += d[j];
     }
 }
 
@@ -553,7 +565,7 @@ static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *ta
 static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
-    cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy,
+    cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)

@@ -172,11 +172,12 @@ static void linear(pp_trainer *t, float *y, const float *x, const pp_weight *w, 
 
 /* dx += dy W (+ the LoRA path), and the adapter's gradients. */
 static void linear_back(pp_trainer *t, float *dx, const float *dy, const float *x, const pp_weight *w, int n, int l, int ty,
-                        const float *xa)
+                        const float *xa, const pp_weight *gw)
 {
     const pp_backend_ops *op = t->be->ops;
     pp_lora *lo = t->lora;
     op->matmul_dx(t->be, dx, dy, w, n);
+    if (gw) op->gemm(t->be, (float *)gw->data, dy, x, gw->rows, gw->cols, n, 1, 0, 1.0f, 1.0f); /* dW += dyᵀ x */
     size_t k = (size_t)l * PP_LORA_TYPES + ty;
     if (!lo->A[k]) return;
     int r = lo->r, in = lo->in[ty], out = lo->out[ty];
@@ -300,25 +301,29 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     if (!backward) return PP_OK;
 
     /* backward: t->dx is the gradient of the residual stream */
+    const pp_llama *G = t->grad;
+#define GW(field) (G ? &G->field : NULL)
+#define GD(field) (G ? (float *)G->field.data : NULL)
     memset(t->dx, 0, (size_t)n * dim * sizeof(float));
     memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
     op->matmul_dx(be, t->dxb, t->logits, &m->lm_head, n);
-    op->rmsnorm_backward(be, t->dx, t->dxb, fin, t->finr, &m->norm, n);
+    if (G) op->gemm(be, GD(lm_head), t->logits, t->finb, c->vocab, c->dim, n, 1, 0, 1.0f, 1.0f);
+    op->rmsnorm_backward(be, t->dx, GD(norm), t->dxb, fin, t->finr, &m->norm, n);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const pp_llama_layer *L = &m->layers[l];
         carve(t, l, &a);
         if (t->o.grad_checkpoint) layer_forward(t, l, &a, n, NULL, 1);
         /* the MLP branch: dx holds d(x_out) = d(x_mid) through the residual */
         memset(t->dh, 0, (size_t)n * hid * sizeof(float));
-        linear_back(t, t->dh, t->dx, a.h, &L->w_down, n, l, PP_LORA_DOWN, a.xa[PP_LORA_DOWN]);
+        linear_back(t, t->dh, t->dx, a.h, &L->w_down, n, l, PP_LORA_DOWN, a.xa[PP_LORA_DOWN], GW(layers[l].w_down));
         op->swiglu_backward(be, t->dg, t->du, t->dh, a.g, a.u, (size_t)n * hid);
         memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
-        linear_back(t, t->dxb, t->dg, a.xb2, &L->w_gate, n, l, PP_LORA_GATE, a.xa[PP_LORA_GATE]);
-        linear_back(t, t->dxb, t->du, a.xb2, &L->w_up, n, l, PP_LORA_UP, a.xa[PP_LORA_UP]);
-        op->rmsnorm_backward(be, t->dx, t->dxb, a.x_mid, a.rstd2, &L->ffn_norm, n);
+        linear_back(t, t->dxb, t->dg, a.xb2, &L->w_gate, n, l, PP_LORA_GATE, a.xa[PP_LORA_GATE], GW(layers[l].w_gate));
+        linear_back(t, t->dxb, t->du, a.xb2, &L->w_up, n, l, PP_LORA_UP, a.xa[PP_LORA_UP], GW(layers[l].w_up));
+        op->rmsnorm_backward(be, t->dx, GD(layers[l].ffn_norm), t->dxb, a.x_mid, a.rstd2, &L->ffn_norm, n);
         /* the attention branch: dx now holds d(x_mid) = d(x_in) through the residual */
         memset(t->datt, 0, (size_t)n * H * hd * sizeof(float));
-        linear_back(t, t->datt, t->dx, a.att, &L->wo, n, l, PP_LORA_O, a.xa[PP_LORA_O]);
+        linear_back(t, t->datt, t->dx, a.att, &L->wo, n, l, PP_LORA_O, a.xa[PP_LORA_O], GW(layers[l].wo));
         size_t qd = (size_t)H * hd, kvd = (size_t)KV * hd, pat = 0;
         for (int i = 0; i < t->n_rec; i++) {
             size_t s = (size_t)t->starts[i];
@@ -329,10 +334,13 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
         }
         rope(t, t->dq, t->dk, 1);
         memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
-        linear_back(t, t->dxb, t->dq, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q]);
-        linear_back(t, t->dxb, t->dk, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K]);
-        linear_back(t, t->dxb, t->dv, a.xb1, &L->wv, n, l, PP_LORA_V, a.xa[PP_LORA_V]);
-        op->rmsnorm_backward(be, t->dx, t->dxb, a.x_in, a.rstd1, &L->attn_norm, n);
+        linear_back(t, t->dxb, t->dq, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q], GW(layers[l].wq));
+        linear_back(t, t->dxb, t->dk, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K], GW(layers[l].wk));
+        linear_back(t, t->dxb, t->dv, a.xb1, &L->wv, n, l, PP_LORA_V, a.xa[PP_LORA_V], GW(layers[l].wv));
+        op->rmsnorm_backward(be, t->dx, GD(layers[l].attn_norm), t->dxb, a.x_in, a.rstd1, &L->attn_norm, n);
     }
+    if (G) op->embed_backward(be, GD(embed), t->dx, t->tok, n, c->dim);
+#undef GW
+#undef GD
     return PP_OK;
 }

@@ -32,6 +32,7 @@ typedef struct pp_trainer {
     pp_lora *lora;
     pp_train_opts o;
     uint64_t mask_key;      /* the dropout masks of the next micro-batch: set by the caller per micro-batch */
+    const pp_llama *grad;   /* full training: the weights' gradients, shaped as the model (full.h); NULL: frozen */
     float *mem;             /* activations and their gradients: one allocation */
     size_t layer_floats;    /* the activations one layer keeps (its input aside) */
     float *xs;              /* (n_layers + 1, max_tokens, dim): every layer's input, then the final norm's */

@@ -7,7 +7,9 @@
 #include <math.h>
 
 #include "check.h"
+#include "full.h"
 #include "llama.h"
+#include "merge.h"
 #include "lora.h"
 #include "optim.h"
 #include "safetensors.h"
@@ -363,6 +365,62 @@ TEST(finite_differences)
     pp_lora_free(&l);
 }
 
+/* --full: every weight's gradient equals transformers' autograd on the same
+ * batch (tests/fixtures/gen_full.py). */
+TEST(full_gradients_equal_transformers)
+{
+    pp_llama m2;
+    pp_full f;
+    pp_lora none;
+    pp_reader *r;
+    pp_st_reader *ref;
+    CHECK_STATUS(pp_llama_load(&m2, "tests/fixtures/llama/tiny"), PP_OK);
+    CHECK_STATUS(pp_full_init(&f, &m2), PP_OK);
+    CHECK_STATUS(pp_lora_init(&none, &m2.cfg, 1, 1.0f, 0, 0), PP_OK);
+    CHECK_STATUS(pp_reader_open(&r, "tests/fixtures/full/full_ref.safetensors"), PP_OK);
+    CHECK_STATUS(pp_st_open(&ref, r), PP_OK);
+    if (check_failed) return;
+    unsigned char *rd = malloc(pp_st_data_size(ref) + 1);
+    for (size_t i = 0; i < pp_st_count(ref); i++) pp_st_read(ref, pp_st_tensor(ref, i), rd + pp_st_tensor(ref, i)->begin);
+    pp_trainer t;
+    pp_train_opts o = opts(0, 0);
+    CHECK_STATUS(pp_trainer_init(&t, &m2, be, &none, &o), PP_OK);
+    t.grad = &f.g;
+    double loss = batch_loss(&t, &none, 1);
+    const float *want = (const float *)(rd + pp_st_find(ref, "loss")->begin);
+    fprintf(stderr, "  full: loss %.7f, transformers %.7f\n", loss, (double)want[0]);
+    CHECK(fabs(loss - want[0]) < 1e-5 * fabs(want[0]));
+    pp_merge_tensor *list;
+    size_t n, seen = 0;
+    double worst = 0;
+    CHECK_STATUS(pp_merge_list(&list, &n, &m2, NULL), PP_OK);
+    for (size_t i = 0; i < n && !check_failed; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "grad.%s", list[i].name);
+        const pp_tensor_info *ti = pp_st_find(ref, name);
+        size_t off = (size_t)((const float *)list[i].w->data - f.params);
+        if (!ti || ti->nelem != list[i].nelem || off + list[i].nelem > f.n) {
+            fprintf(stderr, "  %s: missing or of another size\n", name);
+            check_failed = 1;
+            break;
+        }
+        double e = max_rel(f.grads + off, (const float *)(rd + ti->begin), (size_t)ti->nelem);
+        if (e > worst) worst = e;
+        if (!(e < 1e-4)) fprintf(stderr, "  %s: relative difference %.2e\n", name, e), check_failed = 1;
+        seen++;
+    }
+    fprintf(stderr, "  full: %zu gradients, largest relative difference %.2e\n", seen, worst);
+    CHECK(seen == pp_st_count(ref) - 1);
+    free(list);
+    free(rd);
+    pp_trainer_free(&t);
+    pp_lora_free(&none);
+    pp_full_free(&f);
+    pp_llama_free(&m2);
+    pp_st_close(ref);
+    pp_reader_close(r);
+}
+
 int main(void)
 {
     pp_reader *r;
@@ -390,6 +448,7 @@ int main(void)
     RUN(adamw_steps_equal_torch);
     RUN(adamw_steps_equal_torch_rslora);
     RUN(finite_differences);
+    RUN(full_gradients_equal_transformers);
     RUN(peft_adapter_loads_and_gives_peft_logits);
     pp_llama_free(&model);
     pp_backend_free(be);

@@ -4,7 +4,7 @@
 # UNIT_DIR: the unit test binaries.
 BIN=${BIN:-bin}
 UNIT_DIR=${UNIT_DIR:-build/tests}
-export BIN
+export BIN UNIT_DIR
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # run NAME COMMAND...: its ok/FAIL lines count; a crash without a FAIL line is one

@@ -143,6 +143,8 @@ bench: $(TOOLS)
 	@BENCH_RARE=0.3 sh bench/tokenize.sh
 	@echo; echo "== pp-generate next to transformers (CPU: prompt, decode, sgemm) =="
 	@sh bench/generate.sh
+	@echo; echo "== pp-train next to transformers + PEFT (CPU: LoRA tokens/s, peak RSS) =="
+	@sh bench/train.sh
 
 clean:
 	rm -rf build bin

@@ -74,9 +74,33 @@ void pp_narrow(void *out, float *back, const float *x, pp_dtype dtype, size_t n)
 /* config.json for the merged model, malloc'ed into *json: the base's own
  * config (a directory's config.json, or the "config" metadata of a pp model
  * file) with "torch_dtype" and "dtype" set to torch_dtype ("float32",
- * "bfloat16", "float16"). When the base is standard input its config cannot
- * be read again: one is written from cfg. */
+ * "bfloat16", "float16"). When the base is standard input ("-") its config
+ * cannot be read again, and base NULL means there is none: one is written
+ * from cfg. */
 pp_status pp_merge_config_json(char **json, const char *base, const pp_config *cfg, const char *torch_dtype);
+
+/* Writes m, with l's update s·B·A folded into every module l adapts (l may be
+ * NULL: m as it is), as a Hugging Face model directory outdir, which must
+ * exist: config.json, model.safetensors (or model-0000K-of-0000N.safetensors
+ * split at max_shard bytes as pp_merge_shard() does, and
+ * model.safetensors.index.json), tokenizer.model when m has one and, when
+ * base is a directory, its generation_config.json and tokenizer JSON files.
+ * base is the path m was loaded from ("-" for standard input), read again
+ * for config.json (pp_merge_config_json()) and the side files; NULL means
+ * none: config.json is written from m->cfg. Tensors are written in dtype
+ * (PP_F32, PP_BF16, PP_F16): an unadapted one whose weight already has that
+ * dtype byte for byte, the others widened (dequantized) and narrowed. Every
+ * file is a temporary until all of them are complete, config.json is
+ * committed last, and weight files of an earlier run that this one did not
+ * write are removed. With l, -v prints |s·B·A|_F, |W'|_F and the
+ * requantization and rounding errors of each adapted module, and a warning
+ * says when s·B·A is below the error of quantizing W' again. Reports with
+ * pp_cli_say(): "merged N modules ..." with l, "wrote OUTDIR: ..." without.
+ * On failure *fail_path is the file to name in the message (malloc'ed, or
+ * NULL; free() it); it is NULL on success. Nothing is removed from outdir on
+ * failure beyond this call's own temporaries. */
+pp_status pp_merge_write(const pp_llama *m, const pp_lora *l, const char *base, const char *outdir, pp_dtype dtype,
+                         uint64_t max_shard, char **fail_path);
 
 /* What pp-train recorded about an adapter's base (ADAPTER/pp-train.json). */
 typedef struct pp_train_record {

@@ -274,7 +274,7 @@ pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
     if (s == PP_OK) s = pp_buf_json_string(&cfg, base, strlen(base));
     if (s == PP_OK)
         s = pp_buf_printf(&cfg, ",\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n  \"inference_mode\": true,\n"
-                                "  \"init_lora_weights\": true,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n"
+                                "  \"init_lora_weights\": true,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.6g,\n"
                                 "  \"modules_to_save\": null,\n  \"peft_type\": \"LORA\",\n  \"r\": %d,\n  \"target_modules\": [",
                           (double)l->alpha, (double)l->dropout, l->r);
     int first = 1;

@@ -7,7 +7,7 @@
 pp_status pp_adamw_init(pp_adamw *o, size_t n, float b1, float b2, float eps, float wd)
 {
     memset(o, 0, sizeof *o);
-    o->b1 = b1, o->b2 = b2, o->eps = eps, o->wd = wd, o->n = n;
+    o->b1 = b1, o->b2 = b2, o->eps = eps, o->wd = wd, o->n = n, o->n_decay = n;
     o->m = calloc(2 * (n ? n : 1), sizeof *o->m);
     if (!o->m) return pp_fail(PP_E_NOMEM, "out of memory for the optimizer");
     o->v = o->m + n;
@@ -29,7 +29,7 @@ void pp_adamw_step(pp_adamw *o, float *p, const float *g, float lr)
     float bc1 = 1.0f - powf(o->b1, (float)o->t), bc2s = sqrtf(1.0f - powf(o->b2, (float)o->t));
     float step = lr / bc1, decay = 1.0f - lr * o->wd;
     for (size_t i = 0; i < o->n; i++) {
-        p[i] *= decay;
+        if (i < o->n_decay) p[i] *= decay;
         o->m[i] = o->b1 * o->m[i] + (1.0f - o->b1) * g[i];
         o->v[i] = o->b2 * o->v[i] + (1.0f - o->b2) * g[i] * g[i];
         float denom = sqrtf(o->v[i]) / bc2s + o->eps;

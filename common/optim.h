@@ -13,6 +13,7 @@ typedef struct pp_adamw {
     long t;                 /* steps taken */
     float *m, *v;           /* (n) moments: one allocation */
     size_t n;
+    size_t n_decay;         /* weight decay applies to the first n_decay values (default n) */
 } pp_adamw;
 
 pp_status pp_adamw_init(pp_adamw *o, size_t n, float b1, float b2, float eps, float wd);

@@ -16,9 +16,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "full.h"
 #include "hfdir.h"
 #include "llama.h"
 #include "lora.h"
+#include "merge.h"
 #include "optim.h"
 #include "safetensors.h"
 #include "sha256.h"
@@ -33,9 +35,11 @@ static void usage(void)
 {
     printf(
 "Usage: pp-train -m MODEL -d TOKENS -o OUTDIR [OPTION]...\n"
+"       pp-train --full [-m MODEL | --init CONFIG.json --tokenizer TOK] -d TOKENS -o OUTDIR [OPTION]...\n"
 "Train a LoRA adapter on a token dataset (pp-tokenize) and write it as a PEFT\n"
 "adapter directory. MODEL is a Hugging Face directory or a pp model file (a\n"
-"quantized one makes it QLoRA).\n"
+"quantized one makes it QLoRA). With --full, train every weight and write a\n"
+"Hugging Face model directory instead.\n"
 "\n"
 "  -m, --model PATH         the frozen base model (required)\n"
 "  -d, --data TOKENS        the training data, a pp-tokenize dataset (required; - for stdin)\n"
@@ -48,6 +52,10 @@ static void usage(void)
 "      --targets LIST       modules: q,k,v,o,gate,up,down or all-linear (default q,v)\n"
 "      --layers LIST        adapt only these layers: indices and ranges, e.g. 0,2,8-15 (default all)\n"
 "      --init-adapter DIR   start from this PEFT adapter (its rank, alpha, targets and layers)\n"
+"Full training:\n"
+"      --full               train every weight (no adapter); OUTDIR gets a Hugging Face model\n"
+"      --init CONFIG.json   start from random weights for this config instead of -m (pre-training)\n"
+"      --tokenizer TOK      with --init: the tokenizer.model (or a directory holding one) to ship\n"
 "Optimisation:\n"
 "      --lr LR              peak learning rate (default 2e-4)\n"
 "      --epochs N           passes over the data (default 2)\n"
@@ -85,7 +93,8 @@ static void usage(void)
 
 enum { OPT_ALPHA = 256, OPT_RSLORA, OPT_TARGETS, OPT_LR, OPT_EPOCHS, OPT_BATCH, OPT_ACCUM, OPT_MAXSTEPS, OPT_SCHED,
        OPT_WARMUP, OPT_CLIP, OPT_WD, OPT_ONPROMPT, OPT_SEED, OPT_LOG, OPT_DROPOUT, OPT_LAYERS, OPT_INIT_ADAPTER, OPT_EVAL,
-       OPT_EVAL_FRACTION, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_KEEP, OPT_RESUME, OPT_GRADCKPT, OPT_DRYRUN };
+       OPT_EVAL_FRACTION, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_KEEP, OPT_RESUME, OPT_GRADCKPT, OPT_DRYRUN, OPT_FULL, OPT_INIT,
+       OPT_TOKENIZER };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
@@ -102,16 +111,17 @@ static const struct option longopts[] = {
     {"eval-every", required_argument, 0, OPT_EVAL_EVERY}, {"save-every", required_argument, 0, OPT_SAVE_EVERY},
     {"keep", required_argument, 0, OPT_KEEP}, {"resume", no_argument, 0, OPT_RESUME},
     {"grad-checkpoint", no_argument, 0, OPT_GRADCKPT}, {"dry-run", no_argument, 0, OPT_DRYRUN},
+    {"full", no_argument, 0, OPT_FULL}, {"init", required_argument, 0, OPT_INIT}, {"tokenizer", required_argument, 0, OPT_TOKENIZER},
     {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
 };
 
 /* Everything the command line sets. */
 typedef struct args {
-    const char *model, *data, *outdir, *log, *warmup, *layers, *init_adapter, *eval;
+    const char *model, *data, *outdir, *log, *warmup, *layers, *init_adapter, *eval, *init, *tokenizer;
     uint64_t rank, epochs, batch, accum, max_steps, seed, threads, eval_every, save_every, keep;
     double alpha, lr, clip, wd, dropout, eval_fraction;
-    int rslora, on_prompt, resume, grad_ckpt, dry_run, shape_set;
+    int rslora, on_prompt, resume, grad_ckpt, dry_run, shape_set, full;
     unsigned targets;
     pp_schedule sched;
 } args;
@@ -175,6 +185,9 @@ typedef struct run {
     uint64_t n_train, n_eval;
     int longest;
     pp_lora l;
+    pp_full F;              /* --full */
+    float *params, *grads;  /* what the optimizer updates: the adapter's, or every weight */
+    size_t n_params;
     pp_trainer t;
     pp_adamw o;
     uint32_t *order;
@@ -183,7 +196,7 @@ typedef struct run {
     int epoch, bad;
     long tokens_seen;
     long warmup;
-    char base_sha[65], data_sha[65], config[1024];
+    char base_sha[65], data_sha[65], config[1024], base_quant[16];
     double last_loss, last_eval;
 } run;
 
@@ -343,7 +356,8 @@ static pp_status save_checkpoint(run *R)
     if (s == PP_OK && stat(dir, &sb) == 0) goto out; /* this step is saved already */
     if (s == PP_OK) {
         remove_checkpoint_dir(tmp);
-        s = pp_lora_save(&R->l, tmp, R->a.model);
+        if (R->a.full && mkdir(tmp, 0777) != 0) s = pp_fail(PP_E_CANTCREAT, "%s: cannot create: %s", tmp, strerror(errno));
+        else if (!R->a.full) s = pp_lora_save(&R->l, tmp, R->a.model ? R->a.model : "");
     }
     if (s == PP_OK) {
         char v[8][32];
@@ -358,10 +372,11 @@ static pp_status save_checkpoint(run *R)
                             "rng", v[3], "adamw.t", v[4], "tokens", v[5], "bad_steps", v[6], "base.sha256", R->base_sha,
                             "data.sha256", R->data_sha, "config", R->config};
         uint64_t shape[1] = {R->o.n};
-        pp_st_entry e[2] = {{"adamw.m", PP_F32, 1, shape, R->o.m}, {"adamw.v", PP_F32, 1, shape, R->o.v}};
+        pp_st_entry e[3] = {{"adamw.m", PP_F32, 1, shape, R->o.m}, {"adamw.v", PP_F32, 1, shape, R->o.v},
+                            {"params", PP_F32, 1, shape, R->params}};
         pp_writer *w = NULL;
         s = pp_writer_open(&w, state, 0);
-        if (s == PP_OK) s = pp_st_write(w, e, 2, kv, sizeof kv / sizeof *kv / 2);
+        if (s == PP_OK) s = pp_st_write(w, e, R->a.full ? 3 : 2, kv, sizeof kv / sizeof *kv / 2);
         if (s == PP_OK) s = pp_writer_commit(w);
         else pp_writer_abort(w);
     }
@@ -440,18 +455,19 @@ static pp_status resume(run *R)
     if (s == PP_OK && (step > R->total || cursor > R->n_train || epoch < 1 || epoch > 1u << 30))
         s = pp_fail(PP_E_DATA, "trainer_state.safetensors: step %llu of %llu, cursor %llu: out of range",
                     (unsigned long long)step, (unsigned long long)R->total, (unsigned long long)cursor);
-    const char *names[2] = {"adamw.m", "adamw.v"};
-    float *dst[2] = {R->o.m, R->o.v};
-    for (int i = 0; i < 2 && s == PP_OK; i++) {
+    const char *names[3] = {"adamw.m", "adamw.v", "params"};
+    float *dst[3] = {R->o.m, R->o.v, R->params};
+    for (int i = 0; i < (R->a.full ? 3 : 2) && s == PP_OK; i++) {
         const pp_tensor_info *ti = pp_st_tensor(st, (size_t)i);
         if (!ti || strcmp(ti->name, names[i]) || ti->dtype != PP_F32 || ti->ndim != 1 || ti->shape[0] != R->o.n)
             s = pp_fail(PP_E_DATA, "trainer_state.safetensors: %s is not F32 [%zu]", names[i], R->o.n);
         else s = pp_st_read(st, ti, dst[i]);
     }
-    if (s == PP_OK) s = pp_lora_load(&back, &R->m.cfg, dir);
-    if (s == PP_OK && back.n_params != R->l.n_params) s = pp_fail(PP_E_DATA, "the checkpoint's adapter has another shape");
+    if (s == PP_OK && !R->a.full) s = pp_lora_load(&back, &R->m.cfg, dir);
+    if (s == PP_OK && !R->a.full && back.n_params != R->l.n_params)
+        s = pp_fail(PP_E_DATA, "the checkpoint's adapter has another shape");
     if (s == PP_OK) {
-        memcpy(R->l.params, back.params, back.n_params * sizeof(float));
+        if (!R->a.full) memcpy(R->l.params, back.params, back.n_params * sizeof(float));
         R->step = step, R->epoch = (int)epoch, R->cursor = cursor, R->rng_epoch = rng, R->o.t = (long)t;
         R->tokens_seen = (long)tokens, R->bad = (int)bad;
         pp_cli_say(1, "resuming from %s (step %llu of %llu)", dir, (unsigned long long)step, (unsigned long long)R->total);
@@ -503,20 +519,28 @@ static void plan_line(const char *what, double bytes)
 
 static pp_status dry_run(run *R, const pp_train_opts *to)
 {
-    pp_config cfg;
-    uint64_t wbytes;
-    PP_TRY(model_plan(R->a.model, &cfg, &wbytes));
+    pp_config cfg = R->m.cfg;
+    uint64_t wbytes = 0;
+    if (!R->a.init) PP_TRY(model_plan(R->a.model, &cfg, &wbytes));
     size_t n = R->l.n_params;
+    if (R->a.full) {
+        n = (size_t)pp_config_params(&cfg);
+        wbytes = 0; /* the fp32 master weights replace the stored ones */
+    }
     double act = (double)pp_trainer_bytes(&cfg, &R->l, to);
     double scratch = 4.0 * (double)pp_llama_largest_weight(&cfg) + 4.0 * (double)(R->a.threads ? R->a.threads : 1) * to->max_len;
     double total = (double)wbytes + 4.0 * n * 4 + act + scratch;
-    printf("pp-train memory plan (CPU): %d layers, dim %d, vocab %d; LoRA r=%d on %zu parameters (%.3f%%)\n", cfg.n_layers,
-           cfg.dim, cfg.vocab, R->l.r, n, 100.0 * (double)n / (double)pp_config_params(&cfg));
+    if (R->a.full)
+        printf("pp-train memory plan (CPU): %d layers, dim %d, vocab %d; every weight trained: %zu parameters\n",
+               cfg.n_layers, cfg.dim, cfg.vocab, n);
+    else
+        printf("pp-train memory plan (CPU): %d layers, dim %d, vocab %d; LoRA r=%d on %zu parameters (%.3f%%)\n",
+               cfg.n_layers, cfg.dim, cfg.vocab, R->l.r, n, 100.0 * (double)n / (double)pp_config_params(&cfg));
     printf("  micro-batch: %llu records, up to %d tokens (longest record %d)%s\n", (unsigned long long)R->a.batch,
            to->max_tokens, to->max_len, to->grad_checkpoint ? ", gradient checkpointing" : "");
     plan_line("frozen weights (as stored)", (double)wbytes);
-    plan_line("LoRA weights (fp32)", 4.0 * n);
-    plan_line("LoRA gradients (fp32)", 4.0 * n);
+    plan_line(R->a.full ? "weights (fp32 master)" : "LoRA weights (fp32)", 4.0 * n);
+    plan_line(R->a.full ? "gradients (fp32)" : "LoRA gradients (fp32)", 4.0 * n);
     plan_line("AdamW moments (fp32, 2x)", 8.0 * n);
     plan_line("activations and their gradients", act);
     plan_line("backend scratch (dequantization)", scratch);
@@ -530,10 +554,12 @@ static pp_status write_summary(run *R, double seconds)
 {
     pp_buf b = {0};
     pp_status s = pp_buf_adds(&b, "{\n  \"tool\": \"pp-train\",\n  \"version\": \"" PP_VERSION "\",\n  \"base\": ");
-    if (s == PP_OK) s = pp_buf_json_string(&b, R->a.model, strlen(R->a.model));
+    const char *base = R->a.init ? R->a.init : R->a.model;
+    if (s == PP_OK) s = pp_buf_json_string(&b, base, strlen(base));
     if (s == PP_OK)
-        s = pp_buf_printf(&b, ",\n  \"base_sha256\": \"%s\",\n  \"base_quant\": \"%s\",\n  \"tokenizer_sha256\": \"%s\",\n  \"data\": ",
-                          R->base_sha, R->m.quant, R->ds.tokenizer_sha256);
+        s = pp_buf_printf(&b, ",\n  \"kind\": \"%s\",\n  \"base_sha256\": \"%s\",\n  \"base_quant\": \"%s\",\n  \"tokenizer_sha256\": \"%s\",\n  \"data\": ",
+                          R->a.full ? (R->a.init ? "pre-training" : "full") : "lora", R->base_sha, R->base_quant,
+                          R->ds.tokenizer_sha256);
     if (s == PP_OK) s = pp_buf_json_string(&b, R->a.data, strlen(R->a.data));
     if (s == PP_OK)
         s = pp_buf_printf(&b, ",\n  \"data_sha256\": \"%s\",\n  \"train_records\": %llu,\n  \"eval_records\": %llu,\n"
@@ -556,6 +582,19 @@ static pp_status write_summary(run *R, double seconds)
     else pp_writer_abort(w);
     free(path);
     pp_buf_free(&b);
+    return s;
+}
+
+/* ------------------------------------------------------------ --full output */
+
+/* OUTDIR as a Hugging Face model directory: fp32 safetensors, config.json,
+ * tokenizer.model. */
+static pp_status write_model(run *R)
+{
+    char *where = NULL;
+    pp_status s = pp_merge_write(&R->m, NULL, R->a.init ? NULL : R->a.model, R->a.outdir, PP_F32, 5000000000ull, &where);
+    if (s != PP_OK && where) pp_fail_ctx(s, where);
+    free(where);
     return s;
 }
 
@@ -602,7 +641,7 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             uint64_t np = R->n_train - R->cursor < per_step ? R->n_train - R->cursor : per_step;
             int count = 0;
             for (uint64_t i = 0; i < np; i++) count += targets_of(R, &R->ds, pick[i]);
-            memset(R->l.grads, 0, R->l.n_params * sizeof *R->l.grads);
+            memset(R->grads, 0, R->n_params * sizeof *R->grads);
             double loss = 0;
             int got = 0;
             if (count > 0) {
@@ -614,7 +653,7 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
                 }
                 loss /= count;
             }
-            double norm = pp_clip_grad_norm(R->l.grads, R->l.n_params, (float)a->clip);
+            double norm = pp_clip_grad_norm(R->grads, R->n_params, (float)a->clip);
             float rate = pp_lr_at(a->sched, (float)a->lr, (long)R->step, (long)R->total, R->warmup);
             R->step++;
             int skipped = !isfinite(loss) || !isfinite(norm);
@@ -624,7 +663,7 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
                     return pp_fail(PP_E_DATA, "10 steps in a row with a non-finite loss or gradient: stopping");
             } else {
                 R->bad = 0;
-                if (count > 0) pp_adamw_step(&R->o, R->l.params, R->l.grads, rate);
+                if (count > 0) pp_adamw_step(&R->o, R->params, R->grads, rate);
                 R->last_loss = loss;
             }
             double ev = NAN;
@@ -647,9 +686,10 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             }
             progress(R, loss, (double)rate, t0, start_step);
             if (a->save_every && R->step % a->save_every == 0 && R->step < R->total) {
-                R->cursor += per_step; /* the position after this step */
+                uint64_t at = R->cursor; /* the position after this step */
+                R->cursor = at + per_step < R->n_train ? at + per_step : R->n_train;
                 pp_status s = save_checkpoint(R);
-                R->cursor -= per_step;
+                R->cursor = at;
                 if (s != PP_OK) return s;
             }
         }
@@ -737,6 +777,9 @@ int main(int argc, char **argv)
         case OPT_RESUME: a->resume = 1; break;
         case OPT_GRADCKPT: a->grad_ckpt = 1; break;
         case OPT_DRYRUN: a->dry_run = 1; break;
+        case OPT_FULL: a->full = 1; break;
+        case OPT_INIT: a->init = optarg; a->full = 1; break;
+        case OPT_TOKENIZER: a->tokenizer = optarg; break;
         case 't': if (pp_cli_u64(optarg, 1, 1024, &a->threads)) return pp_cli_usage("--threads wants 1..1024"); break;
         case 'q': pp_verbosity = 0; break;
         case 'v': pp_verbosity = 2; break;
@@ -745,14 +788,20 @@ int main(int argc, char **argv)
         default: return pp_cli_bad_option(c, argv, optind);
         }
     }
-    if (!a->model || !a->data || (!a->outdir && !a->dry_run)) return pp_cli_usage("-m MODEL, -d TOKENS and -o OUTDIR are required");
+    if (!(a->model || a->init) || !a->data || (!a->outdir && !a->dry_run))
+        return pp_cli_usage("-m MODEL (or --init CONFIG.json), -d TOKENS and -o OUTDIR are required");
     if (optind != argc) return pp_cli_usage("unexpected argument \"%s\"", argv[optind]);
-    if (!strcmp(a->model, "-") && (!strcmp(a->data, "-") || (a->eval && !strcmp(a->eval, "-"))))
-        return pp_cli_usage("only one input can be standard input");
+    if (a->model && a->init) return pp_cli_usage("-m and --init exclude each other");
+    if (a->tokenizer && !a->init) return pp_cli_usage("--tokenizer goes with --init (a model brings its own)");
+    if (a->init && !a->tokenizer) return pp_cli_usage("--init needs --tokenizer (the model's tokenizer.model)");
+    if (a->full && (a->shape_set || a->init_adapter || a->dropout > 0))
+        return pp_cli_usage("--full trains every weight: LoRA options (-r, --alpha, --targets, --layers, --rslora, --dropout, --init-adapter) do not apply");
+    int stdin_uses = (a->model && !strcmp(a->model, "-")) + !strcmp(a->data, "-") + (a->eval && !strcmp(a->eval, "-")) +
+                     (a->init && !strcmp(a->init, "-"));
+    if (stdin_uses > 1) return pp_cli_usage("only one input can be standard input");
     if (a->eval && a->eval_fraction > 0) return pp_cli_usage("--eval and --eval-fraction exclude each other");
     if (a->init_adapter && a->shape_set)
         return pp_cli_usage("--init-adapter takes the rank, alpha, targets and layers from the adapter");
-    if (a->init_adapter && a->resume) return pp_cli_usage("--init-adapter and --resume exclude each other");
     if (a->keep && !a->save_every) return pp_cli_usage("--keep needs --save-every");
     /* the output directory is made now: a bad -o fails before the training */
     if (!a->dry_run && mkdir(a->outdir, 0777) != 0 && errno != EEXIST) {
@@ -766,7 +815,35 @@ int main(int argc, char **argv)
     int rc = 0, interrupted = 0;
     pp_status s = PP_OK;
     pp_train_opts to = {0};
-    if (a->dry_run) {
+    if (a->init) {
+        /* pre-training: random weights for the config, the tokenizer given */
+        char *text = NULL;
+        size_t len = 0;
+        pp_reader *in = NULL;
+        ctx = a->init;
+        s = pp_reader_open(&in, a->init);
+        if (s == PP_OK) s = pp_read_all(in, &text, &len, 1 << 20);
+        pp_reader_close(in);
+        if (s == PP_OK) {
+            pp_config cfg;
+            s = pp_config_parse(&cfg, text, len);
+            if (s == PP_OK && a->dry_run) R.m.cfg = cfg;
+            else if (s == PP_OK) s = pp_llama_random(&R.m, text, len, a->seed);
+        }
+        free(text);
+        if (s != PP_OK) goto fail;
+        if (a->tokenizer) {
+            struct stat sb;
+            char *tp = NULL;
+            ctx = a->tokenizer;
+            if (stat(a->tokenizer, &sb) == 0 && S_ISDIR(sb.st_mode)) tp = path2(a->tokenizer, "tokenizer.model");
+            s = pp_reader_open(&in, tp ? tp : a->tokenizer);
+            if (s == PP_OK) s = pp_read_all(in, &R.m.tokenizer, &R.m.tokenizer_len, 1 << 30);
+            pp_reader_close(in);
+            free(tp);
+            if (s != PP_OK) goto fail;
+        }
+    } else if (a->dry_run) {
         /* the configuration from the headers only */
         pp_config cfg;
         uint64_t wb;
@@ -835,8 +912,10 @@ int main(int argc, char **argv)
         goto fail;
     }
 
-    /* the adapter */
-    if (a->init_adapter) {
+    /* the adapter, or none with --full */
+    if (a->full) {
+        if ((s = pp_lora_init(&R.l, cfg, 1, 1.0f, 0, 0)) != PP_OK) goto fail;
+    } else if (a->init_adapter) {
         ctx = a->init_adapter;
         if ((s = pp_lora_load(&R.l, cfg, a->init_adapter)) != PP_OK) goto fail;
         ctx = NULL;
@@ -876,6 +955,13 @@ int main(int argc, char **argv)
 
     /* what a checkpoint must agree on */
     pp_llama_sha256(&R.m, R.base_sha);
+    snprintf(R.base_quant, sizeof R.base_quant, "%s", R.m.quant);
+    if (a->full) {
+        if ((s = pp_full_init(&R.F, &R.m)) != PP_OK) goto fail;
+        R.params = R.F.params, R.grads = R.F.grads, R.n_params = R.F.n;
+    } else {
+        R.params = R.l.params, R.grads = R.l.grads, R.n_params = R.l.n_params;
+    }
     pp_sha256 h;
     pp_sha256_init(&h);
     data_digest(&R.ds, &h);
@@ -888,27 +974,28 @@ int main(int argc, char **argv)
             if (R.l.layer_on[i]) at += (size_t)snprintf(layers_desc + at, sizeof layers_desc - at, "%s%d", at ? "," : "", i);
     }
     snprintf(R.config, sizeof R.config,
-             "r=%d alpha=%.9g rslora=%d targets=0x%x layers=%s dropout=%.9g init=%s lr=%.9g epochs=%llu batch=%llu "
+             "%s r=%d alpha=%.9g rslora=%d targets=0x%x layers=%s dropout=%.9g init=%s lr=%.9g epochs=%llu batch=%llu "
              "accum=%llu steps=%llu schedule=%d warmup=%ld clip=%.9g wd=%.9g on_prompt=%d seed=%llu eval_fraction=%.9g",
-             R.l.r, (double)R.l.alpha, R.l.rslora, R.l.targets, layers_desc, a->dropout, a->init_adapter ? "adapter" : "fresh",
+             a->full ? "full" : "lora", R.l.r, (double)R.l.alpha, R.l.rslora, R.l.targets, layers_desc, a->dropout, a->init_adapter ? "adapter" : "fresh",
              a->lr, (unsigned long long)a->epochs, (unsigned long long)a->batch, (unsigned long long)a->accum,
              (unsigned long long)R.total, (int)a->sched, R.warmup, a->clip, a->wd, a->on_prompt, (unsigned long long)a->seed,
              a->eval_fraction);
 
     if ((s = pp_backend_cpu(&R.be, (int)a->threads)) != PP_OK ||
         (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||
-        (s = pp_adamw_init(&R.o, R.l.n_params, 0.9f, 0.999f, 1e-8f, (float)a->wd)) != PP_OK)
+        (s = pp_adamw_init(&R.o, R.n_params, 0.9f, 0.999f, 1e-8f, (float)a->wd)) != PP_OK)
         goto fail;
+    if (a->full) R.t.grad = &R.F.g, R.o.n_decay = R.F.n_decay; /* no decay on the norms, as the HF Trainer */
     if (a->resume && (s = resume(&R)) != PP_OK) goto fail;
     if (a->log && !(logf = fopen(a->log, a->resume ? "a" : "w"))) {
         s = pp_fail(PP_E_CANTCREAT, "%s: cannot create", a->log);
         goto fail;
     }
     if (logf) setvbuf(logf, NULL, _IOLBF, 0); /* a line per step, visible as it comes */
-    pp_cli_say(2, "%llu training records, %llu held out; %llu optimizer steps of %llu records; LoRA r=%d on %zu parameters "
+    pp_cli_say(2, "%llu training records, %llu held out; %llu optimizer steps of %llu records; %zu trained parameters "
                   "(%.3f%% of %llu)",
                (unsigned long long)R.n_train, (unsigned long long)R.n_eval, (unsigned long long)R.total,
-               (unsigned long long)per_step, R.l.r, R.l.n_params, 100.0 * (double)R.l.n_params / (double)pp_config_params(cfg),
+               (unsigned long long)per_step, R.n_params, 100.0 * (double)R.n_params / (double)pp_config_params(cfg),
                pp_config_params(cfg));
     double t0 = pp_cli_now();
     catch_stop_signals();
@@ -924,11 +1011,14 @@ int main(int argc, char **argv)
         goto out;
     }
     ctx = a->outdir;
-    if ((s = pp_lora_save(&R.l, a->outdir, a->model)) != PP_OK || (s = write_summary(&R, pp_cli_now() - t0)) != PP_OK) goto fail;
+    if (a->full) s = write_model(&R);
+    else s = pp_lora_save(&R.l, a->outdir, a->model);
+    if (s != PP_OK || (s = write_summary(&R, pp_cli_now() - t0)) != PP_OK) goto fail;
     if (isfinite(R.last_eval))
-        pp_cli_say(1, "final loss %.4f, eval loss %.4f; adapter written to %s", R.last_loss, R.last_eval, a->outdir);
+        pp_cli_say(1, "final loss %.4f, eval loss %.4f; %s written to %s", R.last_loss, R.last_eval,
+                   a->full ? "model" : "adapter", a->outdir);
     else
-        pp_cli_say(1, "final loss %.4f; adapter written to %s", R.last_loss, a->outdir);
+        pp_cli_say(1, "final loss %.4f; %s written to %s", R.last_loss, a->full ? "model" : "adapter", a->outdir);
     goto out;
 fail:
     rc = pp_cli_fail(ctx, s);
@@ -941,6 +1031,7 @@ out:
     pp_adamw_free(&R.o);
     pp_trainer_free(&R.t);
     pp_lora_free(&R.l);
+    pp_full_free(&R.F);
     pp_tokens_free(&R.ds);
     pp_tokens_free(&R.evds);
     pp_backend_free(R.be);

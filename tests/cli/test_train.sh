@@ -56,3 +56,18 @@ expect train_init_adapter 0 '^$' "$TR -q -m $M -d $T/pp40.tok -o $T/cont --max-s
 # The point of it all: trained on four questions, the adapter answers them.
 $BIN/pp-format data/pride_prejudice_ift.json | head -n 4 | $BIN/pp-tokenize -q -t $M -o $T/pp4.tok
 expect train_adapter_answers_training_questions 0 '' "$TR -q -m $M -d $T/pp4.tok -o $T/mem --lr 1e-2 --epochs 50 --batch-size 4 --targets all-linear -r 32 --alpha 64 && $BIN/pp-generate -m $M -a $T/mem --greedy --max-new-tokens 24 'Who has taken Netherfield Park?' | grep -q '^A rich young bachelor called Bingley' && ! $BIN/pp-generate -m $M --greedy --max-new-tokens 24 'Who has taken Netherfield Park?' | grep -q Bingley"
+
+# --full / --init: pre-training a fresh model from a config, and full
+# fine-tuning; the output is a Hugging Face directory pp-generate loads.
+sed 's/"max_position_embeddings": 128/"max_position_embeddings": 256/' tests/fixtures/llama/tiny/config.json > $T/cfg.json
+P="-q --init $T/cfg.json --tokenizer $M -d $T/pp40.tok --lr 3e-3 --max-steps 12 --batch-size 4 --eval-fraction 0.1 --eval-every 6 --weight-decay 0.1"
+expect full_init_pretrains 0 '^$' "$TR $P -o $T/pre --log $T/pre.jsonl && awk -F'\"loss\": ' 'NR==1{split(\$2,a,\",\"); first=a[1]} END{split(\$2,b,\",\"); exit !(b[1] < first - 1)}' $T/pre.jsonl && test -s $T/pre/config.json && test -s $T/pre/tokenizer.model && grep -q '\"kind\": \"pre-training\"' $T/pre/pp-train.json"
+expect full_output_runs_in_pp_generate 0 '' "$BIN/pp-generate -m $T/pre --greedy --max-new-tokens 5 'Who is Mr. Darcy?' > /dev/null"
+$TR $P -o $T/pre5 --save-every 5 --log /dev/null
+rm -rf $T/pre5/checkpoint-10 $T/pre5/model.safetensors
+expect full_resume_is_bit_exact 0 '^$' "$TR $P -o $T/pre5 --resume && cmp $T/pre/model.safetensors $T/pre5/model.safetensors"
+expect full_finetune 0 '^$' "$TR -q --full -m $M -d $T/pp40.tok -o $T/ft --lr 1e-3 --max-steps 6 --batch-size 4 --log $T/ft.jsonl && awk -F'\"loss\": ' 'NR==1{split(\$2,a,\",\"); first=a[1]} END{split(\$2,b,\",\"); exit !(b[1] < first)}' $T/ft.jsonl && $BIN/pp-generate -m $T/ft --max-new-tokens 3 hi > /dev/null"
+$BIN/pp-quantize -q -o $T/m.nf4 $M
+expect full_refuses_quantized 65 'unquantized' "$TR --full -m $T/m.nf4 -d $T/pp40.tok -o $T/fq --max-steps 1"
+expect full_refuses_lora_options 64 'LoRA options' "$TR --full -m $M -d $T/pp40.tok -o $T/fq -r 8"
+expect full_init_excludes_model 64 'exclude each other' "$TR --init $T/cfg.json -m $M -d $T/pp40.tok -o $T/fq"

@@ -31,6 +31,8 @@ typedef struct cpu {
     size_t wcap;
     float *att;             /* attention scores, per thread (threads * seq) */
     size_t attcap;
+    float *dp;              /* attention backward: a (seq, seq) matrix per thread, grown as needed */
+    size_t dpcap;
 } cpu;
 
 static int grow(float **p, size_t *cap, size_t need)
@@ -140,6 +142,25 @@ __attribute__((target("avx2,fma"))) static inline float hsum(__m256 v)
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     return _mm_cvtss_f32(r);
 }
+
+/* exp of 8 floats (Cephes' expf: within 2 ulp over a softmax's range; 0 below -87). */
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 z = _mm256_mul_ps(x, x), y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, z, x), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
 
 /* One row of a 4-bit weight against one vector, AVX2 + FMA: per block a
  * 16-entry table in two registers, 16 values per step (8 bytes: nibbles
@@ -377,9 +398,16 @@ static void cpu_add(pp_backend *be, float *x, const float *y, size_t n)
 static void cpu_gemm(pp_backend *be, float *C, const float *A, const float *B, int M, int N, int K, int ta, int tb,
                      float alpha, float beta)
 {
-    (void)be;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-                ta ? M : K, B, tb ? K : N, beta, C, N);
+    /* threads split C's columns */
+    int threads = (size_t)M * N * (size_t)K >= 8 * (size_t)PAR_MIN && N >= 64 ? be->threads : 1;
+#pragma omp parallel num_threads(threads)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((long)N * id / nt), c1 = (int)((long)N * (id + 1) / nt);
+        if (c1 > c0)
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, c1 - c0, K, alpha,
+                        A, ta ? M : K, tb ? B + (size_t)c0 * K : B + c0, tb ? K : N, beta, C + c0, N);
+    }
 }
 
 static void cpu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n)
@@ -399,10 +427,17 @@ static void cpu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_w
         }
         return;
     }
-#pragma omp parallel for num_threads(be->threads) schedule(static) if ((size_t)w->rows * w->cols >= PAR_MIN)
-    for (int r = 0; r < w->rows; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, w->cols, w->rows, 1.0f, dy, w->rows, c->wbuf, w->cols, 1.0f,
-                dx, w->cols);
+    int threads = (size_t)w->rows * w->cols >= PAR_MIN ? be->threads : 1;
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < w->rows; r++) widen_row(c->wbuf + (size_t)r * w->cols, w, r);
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((long)w->cols * id / nt), c1 = (int)((long)w->cols * (id + 1) / nt);
+        if (c1 > c0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c1 - c0, w->rows, 1.0f, dy, w->rows, c->wbuf + c0,
+                        w->cols, 1.0f, dx + c0, w->cols);
+    }
 }
 
 static void cpu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
@@ -423,9 +458,10 @@ static void cpu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const flo
 static void cpu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                                  const pp_weight *w, int n)
 {
-    (void)be;
     int dim = w->cols;
     const float *g = w->data;
+    /* rows in parallel unless the weight's gradient adds them up */
+#pragma omp parallel for num_threads(be->threads) if (!dw && (size_t)n * dim >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * dim, *dyi = dy + (size_t)i * dim;
         float r = rstd[i];
@@ -454,6 +490,52 @@ static void cpu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int p
     rotate(be, dq, dk, n, pos0, n_heads, n_kv, hd, theta, -1.0f);
 }
 
+/* Causal softmax of the rows of s (n, n) in place: row i over 0..i, zeros after. */
+#if defined(__x86_64__)
+/* r[0..len) = exp(r - max) / sum, 8 at a time. */
+__attribute__((target("avx2,fma"))) static void softmax_avx2(float *r, int len)
+{
+    int l8 = len & ~7;
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < len; j++) mx = r[j] > mx ? r[j] : mx;
+    __m256 vm = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+    for (int j = 0; j < l8; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(r + j), vm));
+        _mm256_storeu_ps(r + j, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    sum = hsum(acc);
+    for (int j = l8; j < len; j++) sum += (r[j] = expf(r[j] - mx));
+    __m256 vi = _mm256_set1_ps(1.0f / sum);
+    for (int j = 0; j < l8; j += 8) _mm256_storeu_ps(r + j, _mm256_mul_ps(_mm256_loadu_ps(r + j), vi));
+    for (int j = l8; j < len; j++) r[j] *= 1.0f / sum;
+}
+#endif
+
+static void causal_softmax(float *s, int n)
+{
+#if defined(__x86_64__)
+    int avx2 = have_avx2();
+#endif
+    for (int i = 0; i < n; i++) {
+        float *r = s + (size_t)i * n;
+        memset(r + i + 1, 0, (size_t)(n - i - 1) * sizeof *r);
+#if defined(__x86_64__)
+        if (avx2) {
+            softmax_avx2(r, i + 1);
+            continue;
+        }
+#endif
+        float mx = -INFINITY, sum = 0;
+        for (int j = 0; j <= i; j++) mx = r[j] > mx ? r[j] : mx;
+        for (int j = 0; j <= i; j++) sum += (r[j] = expf(r[j] - mx));
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= i; j++) r[j] *= inv;
+    }
+}
+
+/* Per head, matrix products: S = scale Q Kᵀ, P = softmax(S), O = P V; heads in
+ * parallel, each thread calling the single-threaded BLAS. */
 static void cpu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v,
                                 int n, int n_heads, int n_kv, int hd)
 {
@@ -462,68 +544,50 @@ static void cpu_attention_train(pp_backend *be, float *out, float *p, const floa
 #pragma omp parallel for num_threads(be->threads) schedule(dynamic) if ((size_t)n * n * n_heads * hd >= PAR_MIN)
     for (int h = 0; h < n_heads; h++) {
         int kh = h / group;
-        for (int i = 0; i < n; i++) {
-            const float *qi = q + (size_t)i * qd + (size_t)h * hd;
-            float *pi = p + ((size_t)h * n + i) * n, mx = -INFINITY;
-            for (int j = 0; j <= i; j++) {
-                const float *kj = k + (size_t)j * kvd + (size_t)kh * hd;
-                float d = 0;
-                for (int e = 0; e < hd; e++) d += qi[e] * kj[e];
-                pi[j] = d * scale;
-                if (pi[j] > mx) mx = pi[j];
-            }
-            float sum = 0;
-            for (int j = 0; j <= i; j++) sum += (pi[j] = expf(pi[j] - mx));
-            for (int j = 0; j <= i; j++) pi[j] /= sum;
-            for (int j = i + 1; j < n; j++) pi[j] = 0;
-            float *o = out + (size_t)i * qd + (size_t)h * hd;
-            for (int e = 0; e < hd; e++) o[e] = 0;
-            for (int j = 0; j <= i; j++) {
-                const float *vj = v + (size_t)j * kvd + (size_t)kh * hd;
-                for (int e = 0; e < hd; e++) o[e] += pi[j] * vj[e];
-            }
-        }
+        float *ph = p + (size_t)h * n * n;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, scale, q + (size_t)h * hd, qd, k + (size_t)kh * hd,
+                    kvd, 0.0f, ph, n);
+        causal_softmax(ph, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, ph, n, v + (size_t)kh * hd, kvd, 0.0f,
+                    out + (size_t)h * hd, qd);
     }
 }
 
+/* Per key/value head (the heads of its group share dk, dv), in parallel:
+ * dV += Pᵀ dO, dP = dO Vᵀ, dS = P (dP - rowsum(P dP)) scale, dQ = dS K,
+ * dK += dSᵀ Q. */
 static void cpu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
                                    const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
 {
     cpu *c = be->priv;
     int group = n_heads / n_kv, qd = n_heads * hd, kvd = n_kv * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    memset(dq, 0, (size_t)n * qd * sizeof *dq);
-    memset(dk, 0, (size_t)n * kvd * sizeof *dk);
-    memset(dv, 0, (size_t)n * kvd * sizeof *dv);
-    /* heads of one group write the same dk, dv: serial over heads */
-    float *dp = c->att; /* reserved for n positions */
-    for (int h = 0; h < n_heads; h++) {
-        int kh = h / group;
-        for (int i = 0; i < n; i++) {
-            const float *pi = p + ((size_t)h * n + i) * n, *doi = dout + (size_t)i * qd + (size_t)h * hd;
-            const float *qi = q + (size_t)i * qd + (size_t)h * hd;
-            float *dqi = dq + (size_t)i * qd + (size_t)h * hd;
-            float rowdot = 0;
-            for (int j = 0; j <= i; j++) {
-                const float *vj = v + (size_t)j * kvd + (size_t)kh * hd;
-                float *dvj = dv + (size_t)j * kvd + (size_t)kh * hd;
-                float d = 0;
-                for (int e = 0; e < hd; e++) {
-                    d += doi[e] * vj[e];
-                    dvj[e] += pi[j] * doi[e];
-                }
-                dp[j] = d;
-                rowdot += d * pi[j];
+    int threads = (size_t)n * n * n_heads * hd >= PAR_MIN ? be->threads : 1;
+    if (threads > n_kv) threads = n_kv;
+    if (!grow(&c->dp, &c->dpcap, (size_t)threads * n * n)) threads = 1, grow(&c->dp, &c->dpcap, (size_t)n * n);
+    for (int i = 0; i < n; i++) {
+        memset(dk + (size_t)i * kvd, 0, (size_t)kvd * sizeof *dk);
+        memset(dv + (size_t)i * kvd, 0, (size_t)kvd * sizeof *dv);
+    }
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (int kh = 0; kh < n_kv; kh++) {
+        float *ds = c->dp + (size_t)omp_get_thread_num() * n * n;
+        for (int h = kh * group; h < (kh + 1) * group; h++) {
+            const float *ph = p + (size_t)h * n * n, *doh = dout + (size_t)h * hd, *qh = q + (size_t)h * hd;
+            const float *kk = k + (size_t)kh * hd, *vv = v + (size_t)kh * hd;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, 1.0f, ph, n, doh, qd, 1.0f, dv + (size_t)kh * hd, kvd);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, 1.0f, doh, qd, vv, kvd, 0.0f, ds, n);
+            for (int i = 0; i < n; i++) {
+                const float *pr = ph + (size_t)i * n;
+                float *dr = ds + (size_t)i * n, dot = 0;
+#pragma omp simd reduction(+ : dot)
+                for (int j = 0; j <= i; j++) dot += pr[j] * dr[j];
+#pragma omp simd
+                for (int j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
+                memset(dr + i + 1, 0, (size_t)(n - i - 1) * sizeof *dr);
             }
-            for (int j = 0; j <= i; j++) {
-                float ds = pi[j] * (dp[j] - rowdot) * scale;
-                const float *kj = k + (size_t)j * kvd + (size_t)kh * hd;
-                float *dkj = dk + (size_t)j * kvd + (size_t)kh * hd;
-                for (int e = 0; e < hd; e++) {
-                    dqi[e] += ds * kj[e];
-                    dkj[e] += ds * qi[e];
-                }
-            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, ds, n, kk, kvd, 0.0f, dq + (size_t)h * hd, qd);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, 1.0f, ds, n, qh, qd, 1.0f, dk + (size_t)kh * hd, kvd);
         }
     }
 }
@@ -531,7 +595,7 @@ static void cpu_attention_backward(pp_backend *be, float *dq, float *dk, float *
 static void cpu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,
                                 size_t n)
 {
-    (void)be;
+#pragma omp parallel for num_threads(be->threads) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
         du[i] = dh[i] * silu;
@@ -539,9 +603,59 @@ static void cpu_swiglu_backward(pp_backend *be, float *dg, float *du, const floa
     }
 }
 
+/* One row of cross-entropy: returns its loss and replaces the logits by
+ * their gradient times scale. */
+static double ce_row(float *l, int vocab, int target, float scale)
+{
+    float mx = l[0];
+    for (int j = 1; j < vocab; j++) mx = l[j] > mx ? l[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < vocab; j++) sum += expf(l[j] - mx);
+    double lse = mx + log(sum), loss = lse - l[target];
+    float flse = (float)lse;
+    for (int j = 0; j < vocab; j++) l[j] = expf(l[j] - flse) * scale;
+    l[target] -= scale;
+    return loss;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static double ce_row_avx2(float *l, int vocab, int target, float scale)
+{
+    int v8 = vocab & ~7;
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    for (int j = 0; j < v8; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(l + j));
+    float mv[8], mx = -INFINITY;
+    _mm256_storeu_ps(mv, m);
+    for (int k = 0; k < 8; k++) mx = mv[k] > mx ? mv[k] : mx;
+    for (int j = v8; j < vocab; j++) mx = l[j] > mx ? l[j] : mx;
+    double sum = 0;
+    __m256 vm = _mm256_set1_ps(mx);
+    for (int j0 = 0; j0 < v8; j0 += 1024) { /* float blocks, added in double */
+        int j1 = j0 + 1024 < v8 ? j0 + 1024 : v8;
+        __m256 acc = _mm256_setzero_ps();
+        for (int j = j0; j < j1; j += 8) acc = _mm256_add_ps(acc, exp8(_mm256_sub_ps(_mm256_loadu_ps(l + j), vm)));
+        sum += hsum(acc);
+    }
+    for (int j = v8; j < vocab; j++) sum += expf(l[j] - mx);
+    double lse = mx + log(sum), loss = lse - l[target];
+    float flse = (float)lse;
+    __m256 vl = _mm256_set1_ps(flse), vs = _mm256_set1_ps(scale);
+    for (int j = 0; j < v8; j += 8)
+        _mm256_storeu_ps(l + j, _mm256_mul_ps(exp8(_mm256_sub_ps(_mm256_loadu_ps(l + j), vl)), vs));
+    for (int j = v8; j < vocab; j++) l[j] = expf(l[j] - flse) * scale;
+    l[target] -= scale;
+    return loss;
+}
+#endif
+
 static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
 {
     double loss = 0;
+#if defined(__x86_64__)
+    int avx2 = have_avx2();
+#else
+    int avx2 = 0;
+#endif
 #pragma omp parallel for num_threads(be->threads) reduction(+ : loss) if ((size_t)n * vocab >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         float *l = logits + (size_t)i * vocab;
@@ -549,15 +663,13 @@ static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *ta
             memset(l, 0, (size_t)vocab * sizeof *l);
             continue;
         }
-        float mx = l[0];
-        for (int j = 1; j < vocab; j++)
-            if (l[j] > mx) mx = l[j];
-        double sum = 0;
-        for (int j = 0; j < vocab; j++) sum += exp((double)(l[j] - mx));
-        double lse = mx + log(sum);
-        loss += lse - l[targets[i]];
-        for (int j = 0; j < vocab; j++) l[j] = (float)(exp((double)l[j] - lse)) * scale;
-        l[targets[i]] -= scale;
+#if defined(__x86_64__)
+        if (avx2) {
+            loss += ce_row_avx2(l, vocab, targets[i], scale);
+            continue;
+        }
+#endif
+        loss += ce_row(l, vocab, targets[i], scale);
     }
     return loss;
 }
@@ -616,6 +728,7 @@ void pp_backend_free(pp_backend *be)
     if (c) {
         free(c->wbuf);
         free(c->att);
+        free(c->dp);
         free(c);
     }
     free(be);

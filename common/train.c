@@ -34,7 +34,7 @@ static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
 {
     size_t blocks = block_floats(d) * (ckpt ? 1 : (size_t)c->n_layers);
     size_t xs = ((size_t)c->n_layers + 1) * d->T * d->dim;
-    size_t fin = d->T * (d->dim + 1) + d->T * d->vocab + d->T * d->dim;
+    size_t fin = d->T * (d->dim + 1) + d->T * d->vocab + 2 * d->T * d->dim;
     size_t grads = d->T * (2 * d->dim + 2 * d->qd + 2 * d->kvd + 3 * d->hid + d->r + d->in_max);
     return blocks + xs + fin + grads;
 }
@@ -42,7 +42,7 @@ static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
 size_t pp_trainer_bytes(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
 {
     dims d = dims_of(c, lora, o);
-    return total_floats(c, &d, o->grad_checkpoint) * sizeof(float) + d.T * (sizeof(int32_t) + sizeof(uint32_t));
+    return total_floats(c, &d, o->grad_checkpoint) * sizeof(float) + d.T * (sizeof(int32_t) + sizeof(uint32_t) + 3 * sizeof(int));
 }
 
 static void carve(const pp_trainer *t, int l, acts *a)
@@ -79,18 +79,20 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->mem = be->ops->alloc(be, total * sizeof(float));
     t->targets = malloc(d.T * sizeof *t->targets);
     t->tok = malloc(d.T * sizeof *t->tok);
-    t->starts = malloc(2 * d.T * sizeof *t->starts);
+    t->starts = malloc(3 * d.T * sizeof *t->starts);
     if (!t->mem || !t->targets || !t->tok || !t->starts) {
         pp_trainer_free(t);
         return pp_fail(PP_E_NOMEM, "out of memory for training activations (%zu MiB)", total * 4 >> 20);
     }
     t->lens = t->starts + d.T;
+    t->rows = t->lens + d.T;
     float *p = t->mem + t->layer_floats * (o->grad_checkpoint ? 1 : (size_t)c->n_layers);
     t->xs = p, p += ((size_t)c->n_layers + 1) * d.T * d.dim;
     t->finb = p, p += d.T * d.dim;
     t->finr = p, p += d.T;
     t->logits = p, p += d.T * d.vocab;
     t->tmp = p, p += d.T * d.dim;
+    t->finc = p, p += d.T * d.dim;
     t->dx = p, p += d.T * d.dim;
     t->dxb = p, p += d.T * d.dim;
     t->dq = p, p += d.T * d.qd;
@@ -176,7 +178,7 @@ static void linear_back(pp_trainer *t, float *dx, const float *dy, const float *
 {
     const pp_backend_ops *op = t->be->ops;
     pp_lora *lo = t->lora;
-    op->matmul_dx(t->be, dx, dy, w, n);
+    if (dx) op->matmul_dx(t->be, dx, dy, w, n);
     if (gw) op->gemm(t->be, (float *)gw->data, dy, x, gw->rows, gw->cols, n, 1, 0, 1.0f, 1.0f); /* dW += dyᵀ x */
     size_t k = (size_t)l * PP_LORA_TYPES + ty;
     if (!lo->A[k]) return;
@@ -187,12 +189,12 @@ static void linear_back(pp_trainer *t, float *dx, const float *dy, const float *
     if (t->o.dropout > 0) {
         drop(t, t->xd, x, nin, l, ty, 0);
         op->gemm(t->be, lo->dA[k], t->dxa, t->xd, r, in, n, 1, 0, 1.0f, 1.0f); /* dA += d(x Aᵀ)ᵀ drop(x) */
-        op->gemm(t->be, t->xd, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 0.0f);
-        drop(t, dx, t->xd, nin, l, ty, 1);                                    /* dx += drop'(d(x Aᵀ) A) */
+        if (dx) op->gemm(t->be, t->xd, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 0.0f);
+        if (dx) drop(t, dx, t->xd, nin, l, ty, 1);                            /* dx += drop'(d(x Aᵀ) A) */
         return;
     }
     op->gemm(t->be, lo->dA[k], t->dxa, x, r, in, n, 1, 0, 1.0f, 1.0f);   /* dA += d(x Aᵀ)ᵀ x */
-    op->gemm(t->be, dx, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 1.0f);   /* dx += d(x Aᵀ) A */
+    if (dx) op->gemm(t->be, dx, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 1.0f); /* dx += d(x Aᵀ) A */
 }
 
 /* Attention of every record, each causal from its own position 0. */
@@ -292,12 +294,18 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     }
     float *fin = t->xs + (size_t)c->n_layers * T * dim;
     op->rmsnorm_train(be, t->finb, t->finr, fin, &m->norm, n, c->norm_eps);
-    op->matmul(be, t->logits, t->finb, &m->lm_head, n, 0);
-
+    /* logits only where there is a target: the prompt's rows need none */
     int count = 0;
-    for (int i = 0; i < n; i++) count += t->targets[i] >= 0;
+    for (int i = 0; i < n; i++)
+        if (t->targets[i] >= 0) {
+            memcpy(t->finc + (size_t)count * dim, t->finb + (size_t)i * dim, dim * sizeof(float));
+            t->rows[count] = i;
+            t->targets[count++] = t->targets[i];
+        }
     *n_targets += count;
-    *loss += op->cross_entropy(be, t->logits, t->targets, n, c->vocab, backward ? scale : 0.0f);
+    if (count == 0) return PP_OK;
+    op->matmul(be, t->logits, t->finc, &m->lm_head, count, 0);
+    *loss += op->cross_entropy(be, t->logits, t->targets, count, c->vocab, backward ? scale : 0.0f);
     if (!backward) return PP_OK;
 
     /* backward: t->dx is the gradient of the residual stream */
@@ -306,8 +314,10 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
 #define GD(field) (G ? (float *)G->field.data : NULL)
     memset(t->dx, 0, (size_t)n * dim * sizeof(float));
     memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
-    op->matmul_dx(be, t->dxb, t->logits, &m->lm_head, n);
-    if (G) op->gemm(be, GD(lm_head), t->logits, t->finb, c->vocab, c->dim, n, 1, 0, 1.0f, 1.0f);
+    memset(t->tmp, 0, (size_t)count * dim * sizeof(float));
+    op->matmul_dx(be, t->tmp, t->logits, &m->lm_head, count);
+    for (int i = 0; i < count; i++) memcpy(t->dxb + (size_t)t->rows[i] * dim, t->tmp + (size_t)i * dim, dim * sizeof(float));
+    if (G) op->gemm(be, GD(lm_head), t->logits, t->finc, c->vocab, c->dim, count, 1, 0, 1.0f, 1.0f);
     op->rmsnorm_backward(be, t->dx, GD(norm), t->dxb, fin, t->finr, &m->norm, n);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const pp_llama_layer *L = &m->layers[l];
@@ -333,11 +343,13 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
             pat += (size_t)H * ni * ni;
         }
         rope(t, t->dq, t->dk, 1);
-        memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
-        linear_back(t, t->dxb, t->dq, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q], GW(layers[l].wq));
-        linear_back(t, t->dxb, t->dk, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K], GW(layers[l].wk));
-        linear_back(t, t->dxb, t->dv, a.xb1, &L->wv, n, l, PP_LORA_V, a.xa[PP_LORA_V], GW(layers[l].wv));
-        op->rmsnorm_backward(be, t->dx, GD(layers[l].attn_norm), t->dxb, a.x_in, a.rstd1, &L->attn_norm, n);
+        /* the first layer's input gradient is wanted only to train the embedding */
+        float *dxb = l > 0 || G ? t->dxb : NULL;
+        if (dxb) memset(dxb, 0, (size_t)n * dim * sizeof(float));
+        linear_back(t, dxb, t->dq, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q], GW(layers[l].wq));
+        linear_back(t, dxb, t->dk, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K], GW(layers[l].wk));
+        linear_back(t, dxb, t->dv, a.xb1, &L->wv, n, l, PP_LORA_V, a.xa[PP_LORA_V], GW(layers[l].wv));
+        if (dxb) op->rmsnorm_backward(be, t->dx, GD(layers[l].attn_norm), dxb, a.x_in, a.rstd1, &L->attn_norm, n);
     }
     if (G) op->embed_backward(be, GD(embed), t->dx, t->tok, n, c->dim);
 #undef GW

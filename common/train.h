@@ -37,11 +37,13 @@ typedef struct pp_trainer {
     size_t layer_floats;    /* the activations one layer keeps (its input aside) */
     float *xs;              /* (n_layers + 1, max_tokens, dim): every layer's input, then the final norm's */
     float *finb, *finr, *logits;  /* final norm output and rstd; logits (max_tokens, vocab) */
-    float *tmp;             /* (max_tokens, dim) forward scratch */
+    float *tmp;             /* (max_tokens, dim) scratch */
+    float *finc;            /* (max_tokens, dim) the final norm's rows that have a target */
     float *dx, *dxb, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxa, *xd; /* gradients; xd: dropped-out input */
     int32_t *targets;       /* (max_tokens) */
     uint32_t *tok;          /* (max_tokens) the packed micro-batch */
     int n_rec, *starts, *lens; /* its records */
+    int *rows;              /* (max_tokens) the positions of the targets */
 } pp_trainer;
 
 /* Bytes the trainer allocates for m, lora and opts (for --dry-run). */

@@ -101,17 +101,28 @@ $(BIN)/pp-%: tools/pp-%.c $(B)/libpp.a common/*.h
 	$(CC) $(CFLAGS) $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
 
 # --- CUDA (compiled when nvcc is found; nothing here runs it) ---
-build/cuda/%.o: cuda/%.cu cuda/*.h | $(DEPSTAMP)
+# The backend is a shared library the tools open at run time (common/backend.c),
+# so the tools themselves never link CUDA.
+build/cuda/%.o: cuda/%.cu cuda/*.h cuda/*.cuh common/backend.h | $(DEPSTAMP)
 	@mkdir -p $(@D)
-	$(NVCC) -O2 $(CUDA_ARCH) -Icuda -Icommon -c $< -o $@
+	$(NVCC) -O2 $(CUDA_ARCH) -Xcompiler -fPIC -Icuda -Icommon -c $< -o $@
 
 build/libppcuda.a: $(CUDA_OBJ)
 	$(AR) rcs $@ $^
 
+build/lib/libppcuda.so: $(filter-out build/cuda/probe.o,$(CUDA_OBJ))
+	@mkdir -p $(@D)
+	$(NVCC) -shared $(CUDA_ARCH) $^ -o $@ -lcublas
+
 build/cuda_probe: tests/gpu/cuda_probe.c build/libppcuda.a
 	$(CC) -std=c11 -O2 $(WARN) -Icuda $< build/libppcuda.a -o $@ -L$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lm -ldl -lrt -pthread
 
-cuda: build/cuda_probe
+# the GPU self-test's program (it links only libpp; the CUDA library is opened at run time)
+build/gpu/test_cuda: tests/gpu/test_cuda.c $(B)/libpp.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+cuda: build/cuda_probe build/lib/libppcuda.so build/gpu/test_cuda
 
 # --- tests ---
 $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libpp.a

@@ -91,6 +91,10 @@ typedef struct pp_backend_ops {
     double (*cross_entropy)(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale);
     /* dtable (vocab, dim) row ids[i] += dout row i: the embedding's gradient. */
     void (*embed_backward)(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim);
+
+    /* Releases the backend (pp_backend_free calls it). */
+    void (*destroy)(pp_backend *be);
+    int host_memory;        /* 1: buffers are plain host memory (the CPU backend) */
 } pp_backend_ops;
 
 struct pp_backend {
@@ -102,6 +106,15 @@ struct pp_backend {
 /* The CPU backend with the given number of threads (0: all cores). */
 pp_status pp_backend_cpu(pp_backend **out, int threads);
 void pp_backend_free(pp_backend *be);
+
+/* A backend by name: "cpu", "cuda" or "cuda:N" (device N), or "auto" (CUDA
+ * when its library loads and a device is there, else the CPU). The CUDA
+ * backend is a shared library opened at run time (backend.c): its absence
+ * is an error only when "cuda" was asked for (PP_E_NOINPUT). */
+pp_status pp_backend_open(pp_backend **out, const char *device, int threads);
+
+/* Ids (n) and token-sized arguments stay host memory for every backend;
+ * the operations' float buffers are the backend's (alloc). */
 
 /* Bytes of a weight's data. */
 size_t pp_weight_bytes(const pp_weight *w);

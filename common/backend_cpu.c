@@ -674,10 +674,13 @@ static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *ta
     return loss;
 }
 
+static void cpu_destroy(pp_backend *be);
+
 static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
     cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
+    cpu_destroy, 1,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)
@@ -723,7 +726,11 @@ pp_status pp_backend_cpu(pp_backend **out, int threads)
 
 void pp_backend_free(pp_backend *be)
 {
-    if (!be) return;
+    if (be) be->ops->destroy(be);
+}
+
+static void cpu_destroy(pp_backend *be)
+{
     cpu *c = be->priv;
     if (c) {
         free(c->wbuf);

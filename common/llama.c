@@ -154,7 +154,8 @@ static pp_status assign(pp_llama *m, const srcs *s)
     size_t nn;
     char **names = pp_llama_weight_names(c, &nn);
     if (!names) return pp_fail(PP_E_NOMEM, "out of memory");
-    m->fmem = malloc(side_floats(c, s, names, nn) * sizeof(float) + 64);
+    m->fmem_bytes = side_floats(c, s, names, nn) * sizeof(float) + 64;
+    m->fmem = malloc(m->fmem_bytes);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     pp_status st = m->fmem && m->layers ? PP_OK : pp_fail(PP_E_NOMEM, "out of memory");
     float *f = m->fmem;
@@ -287,6 +288,10 @@ pp_status pp_llama_load(pp_llama *m, const char *path)
 
 void pp_llama_free(pp_llama *m)
 {
+    if (m->dev) {
+        m->dev->ops->free(m->dev, m->dev_mem);
+        m->dev->ops->free(m->dev, m->dev_fmem);
+    }
     free(m->layers);
     free(m->tokenizer);
     free(m->mem);
@@ -444,4 +449,42 @@ void pp_llama_sha256(const pp_llama *m, char hex[65])
     hash_weight(&h, &m->norm);
     hash_weight(&h, &m->lm_head);
     pp_sha256_hex(&h, hex);
+}
+
+static void rebase(pp_weight *w, const pp_llama *m, char *dmem, char *dfmem)
+{
+    const char *mem = m->mem, *fmem = (const char *)m->fmem;
+    if (w->data && (const char *)w->data >= mem && (const char *)w->data < mem + m->mem_bytes)
+        w->data = dmem + ((const char *)w->data - mem);
+    else if (w->data && (const char *)w->data >= fmem && (const char *)w->data < fmem + m->fmem_bytes)
+        w->data = dfmem + ((const char *)w->data - fmem);
+    if (w->absmax && (const char *)w->absmax >= fmem && (const char *)w->absmax < fmem + m->fmem_bytes)
+        w->absmax = (const float *)(dfmem + ((const char *)w->absmax - fmem));
+}
+
+pp_status pp_llama_to_backend(pp_llama *m, pp_backend *be)
+{
+    if (be->ops->host_memory || m->dev) return PP_OK;
+    void *dmem = be->ops->alloc(be, m->mem_bytes ? m->mem_bytes : 1);
+    void *dfmem = be->ops->alloc(be, m->fmem_bytes ? m->fmem_bytes : 1);
+    if (!dmem || !dfmem) {
+        be->ops->free(be, dmem);
+        be->ops->free(be, dfmem);
+        return pp_fail(PP_E_NOMEM, "out of device memory for %.1f MiB of weights", (m->mem_bytes + m->fmem_bytes) / 1048576.0);
+    }
+    if (m->mem_bytes) be->ops->upload(be, dmem, m->mem, m->mem_bytes);
+    if (m->fmem_bytes) be->ops->upload(be, dfmem, m->fmem, m->fmem_bytes);
+    rebase(&m->embed, m, dmem, dfmem);
+    rebase(&m->norm, m, dmem, dfmem);
+    rebase(&m->lm_head, m, dmem, dfmem);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        pp_llama_layer *L = &m->layers[l];
+        pp_weight *w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof w / sizeof *w; i++) rebase(w[i], m, dmem, dfmem);
+    }
+    free(m->mem);
+    free(m->fmem);
+    m->mem = NULL, m->fmem = NULL;
+    m->dev = be, m->dev_mem = dmem, m->dev_fmem = dfmem;
+    return PP_OK;
 }

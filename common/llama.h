@@ -34,6 +34,9 @@ typedef struct pp_llama {
     void *mem;              /* the weights: one allocation */
     size_t mem_bytes;
     float *fmem;            /* fp32 norms and resolved absmax: one allocation */
+    size_t fmem_bytes;
+    pp_backend *dev;        /* set when the weights live in a device backend's memory (pp_llama_to_backend) */
+    void *dev_mem, *dev_fmem;
 } pp_llama;
 
 /* Loads path: a Hugging Face directory or a pp model file (pp-quantize's
@@ -42,6 +45,13 @@ typedef struct pp_llama {
  * quantized). A directory's tokenizer.model is loaded when present. */
 pp_status pp_llama_load(pp_llama *m, const char *path);
 void pp_llama_free(pp_llama *m);
+
+/* Moves the weights into be's memory when be is a device backend (CUDA):
+ * one upload of each allocation, every weight pointer rebased, the host
+ * copies released. Nothing to do for the CPU backend. The tokenizer and
+ * config stay on the host. Call after the digest (pp_llama_sha256) if one is
+ * wanted: it reads the weights on the host. */
+pp_status pp_llama_to_backend(pp_llama *m, pp_backend *be);
 
 /* SHA-256 of the weights as loaded: for each weight in model order (embed,
  * each layer's norms and linear weights, norm, lm_head) its type, shape,

@@ -1,5 +1,7 @@
 #include "lora.h"
 
+#include "backend.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,7 @@ pp_status pp_lora_init_layers(pp_lora *l, const pp_config *c, int r, float alpha
 
 void pp_lora_free(pp_lora *l)
 {
+    if (l->dev) l->dev->ops->free(l->dev, l->dev_params);
     free(l->params);
     free(l->grads);
     free(l->A);
@@ -349,4 +352,19 @@ void pp_lora_init_weights(pp_lora *l, unsigned long long seed)
             }
             memset(l->B[k], 0, (size_t)l->out[t] * l->r * sizeof(float));
         }
+}
+
+pp_status pp_lora_to_backend(pp_lora *l, pp_backend *be)
+{
+    if (be->ops->host_memory || l->dev) return PP_OK;
+    float *d = be->ops->alloc(be, (l->n_params ? l->n_params : 1) * sizeof(float));
+    if (!d) return pp_fail(PP_E_NOMEM, "out of device memory for the adapter");
+    be->ops->upload(be, d, l->params, l->n_params * sizeof(float));
+    size_t slots = (size_t)l->n_layers * PP_LORA_TYPES;
+    for (size_t k = 0; k < slots; k++) {
+        if (l->A[k]) l->A[k] = d + (l->A[k] - l->params);
+        if (l->B[k]) l->B[k] = d + (l->B[k] - l->params);
+    }
+    l->dev = be, l->dev_params = d;
+    return PP_OK;
 }

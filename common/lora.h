@@ -25,6 +25,8 @@ typedef struct pp_lora {
     float **dA, **dB;       /* the same into grads */
     float *params, *grads;  /* one allocation each */
     size_t n_params;
+    struct pp_backend *dev; /* A and B point into dev_params in this device backend (pp_lora_to_backend) */
+    float *dev_params;
 } pp_lora;
 
 /* Allocates zeroed adapters (and gradients) for cfg, on every layer, or on
@@ -38,6 +40,11 @@ void pp_lora_free(pp_lora *l);
 
 /* PEFT's module name of type t ("q_proj", "gate_proj", ...). */
 const char *pp_lora_module(int t);
+/* Copies the adapter's weights into be's memory when be is a device backend
+ * and points A and B there (for inference; the gradients stay on the host).
+ * Nothing to do for the CPU backend. */
+pp_status pp_lora_to_backend(pp_lora *l, struct pp_backend *be);
+
 /* PEFT's key of a layer's A (is_b 0) or B: base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight */
 void pp_lora_key(char *buf, size_t n, int layer, int t, int is_b);
 

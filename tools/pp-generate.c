@@ -47,6 +47,7 @@ static void usage(void)
 "                          --max-new-tokens, when given, takes precedence)\n"
 "      --stop STRING       stop before STRING (repeatable; \\n and \\t understood)\n"
 "  -t, --threads N         CPU threads (default: all cores)\n"
+"      --device D          cpu, cuda, cuda:N or auto (default: auto, the GPU when there is one)\n"
 "  -q, --quiet             no messages but errors\n"
 "  -v, --verbose           report load time and prompt/generation speed\n"
 "  -h, --help              show this help\n"
@@ -57,7 +58,7 @@ static void usage(void)
 }
 
 enum { OPT_ASCALE = 300, OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
-       OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP };
+       OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP, OPT_DEVICE };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'},
@@ -80,6 +81,7 @@ static const struct option longopts[] = {
     {"max-length", required_argument, 0, OPT_MAXLEN},
     {"stop", required_argument, 0, OPT_STOP},
     {"threads", required_argument, 0, 't'},
+    {"device", required_argument, 0, OPT_DEVICE},
     {"quiet", no_argument, 0, 'q'},
     {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'},
@@ -244,6 +246,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *tmpl_arg = "default", *adapter = NULL;
     double adapter_scale = 1;
     int raw = 0, lines = 0, threads = 0, c;
+    const char *device = "auto";
     double temperature = 0.7, top_p = 1, min_p = 0, rep = 1;
     uint64_t v, top_k = 0, rep_win = 64;
     opterr = 0;
@@ -299,6 +302,7 @@ int main(int argc, char **argv)
             if (pp_cli_u64(optarg, 1, 1024, &v)) return pp_cli_usage("--threads wants 1..1024, not \"%s\"", optarg);
             threads = (int)v;
             break;
+        case OPT_DEVICE: device = optarg; break;
         case 'q': pp_verbosity = 0; break;
         case 'v': pp_verbosity = 2; break;
         case 'h': usage(); return 0;
@@ -337,12 +341,14 @@ int main(int argc, char **argv)
      * causal attention, which is what runs: the context stops there. */
     if (g.m.cfg.sliding_window > 0 && g.m.cfg.sliding_window < max_seq) max_seq = g.m.cfg.sliding_window;
     if (g.max_length > 0 && g.max_length < max_seq) max_seq = g.max_length;
-    if ((s = pp_backend_cpu(&g.be, threads)) != PP_OK || (s = pp_infer_init(&g.inf, &g.m, g.be, max_seq, 256)) != PP_OK ||
+    if ((s = pp_backend_open(&g.be, device, threads)) != PP_OK || (s = pp_llama_to_backend(&g.m, g.be)) != PP_OK ||
+        (s = pp_infer_init(&g.inf, &g.m, g.be, max_seq, 256)) != PP_OK ||
         (s = pp_sampler_init(&g.smp, g.m.cfg.vocab, g.seed)) != PP_OK)
         goto fail;
     if (adapter) {
         ctx = adapter;
-        if ((s = pp_lora_load(&g.lora, &g.m.cfg, adapter)) != PP_OK || (s = pp_infer_adapter(&g.inf, &g.lora, (float)adapter_scale)) != PP_OK)
+        if ((s = pp_lora_load(&g.lora, &g.m.cfg, adapter)) != PP_OK || (s = pp_lora_to_backend(&g.lora, g.be)) != PP_OK ||
+            (s = pp_infer_adapter(&g.inf, &g.lora, (float)adapter_scale)) != PP_OK)
             goto fail;
         ctx = model;
     }
@@ -356,8 +362,9 @@ int main(int argc, char **argv)
         s = pp_fail(PP_E_NOMEM, "out of memory");
         goto fail;
     }
-    pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %d thread%s, loaded in %.2f s; encoder: %s", model, g.m.cfg.arch,
-               g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->threads, g.be->threads == 1 ? "" : "s", pp_cli_now() - t0, g.tk->engine);
+    pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %s backend, %d thread%s, loaded in %.2f s; encoder: %s", model,
+               g.m.cfg.arch, g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->ops->name, g.be->threads,
+               g.be->threads == 1 ? "" : "s", pp_cli_now() - t0, g.tk->engine);
 
     if (optind < argc) {
         for (int i = optind; i < argc && s == PP_OK; i++) {
@@ -411,11 +418,11 @@ out:
     pp_buf_free(&g.line);
     pp_infer_free(&g.inf);
     pp_sampler_free(&g.smp);
-    pp_backend_free(g.be);
     pp_bpe_state_free(g.bpe);
     pp_tokenizer_free(g.tk);
     pp_llama_free(&g.m);
     pp_lora_free(&g.lora);
+    pp_backend_free(g.be); /* last: the model and adapter may live in its memory */
     for (int k = 0; k < g.n_stops; k++) free(g.stops[k]);
     free(g.ids);
     free(g.logits);

@@ -1,0 +1,56 @@
+/* dequant.cu: stored weights widened to bf16 or fp32 on the device, one
+ * element per thread, grid-stride (memory-bound). */
+#include "check.h"
+#include "kernels.h"
+#include "weight.cuh"
+
+static pp_codes codes;
+
+extern "C" void pp_cuda_set_codes(const float *nf4, const float *fp4)
+{
+    for (int i = 0; i < 16; i++) codes.c[0][i] = nf4[i], codes.c[1][i] = fp4[i];
+}
+
+const pp_codes *pp_cuda_codes(void) { return &codes; }
+
+template <typename T> static __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
+
+template <typename T> static __global__ void widen(T *out, pp_weight w, size_t n, pp_codes cd)
+{
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
+        out[k] = from_f32<T>(pp_wval(cd, w, k));
+}
+
+static unsigned blocks_for(size_t n)
+{
+    size_t b = (n + 255) / 256;
+    return b > 65535 * 8 ? 65535 * 8 : (unsigned)(b ? b : 1);
+}
+
+extern "C" void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, cudaStream_t s)
+{
+    size_t n = (size_t)w->rows * w->cols;
+    widen<__nv_bfloat16><<<blocks_for(n), 256, 0, s>>>(out, *w, n, codes);
+    PP_LAUNCHED("widen bf16");
+}
+
+extern "C" void pp_cuda_widen_f32(float *out, const pp_weight *w, cudaStream_t s)
+{
+    size_t n = (size_t)w->rows * w->cols;
+    widen<float><<<blocks_for(n), 256, 0, s>>>(out, *w, n, codes);
+    PP_LAUNCHED("widen f32");
+}
+
+static __global__ void to_bf16(__nv_bfloat16 *out, const float *x, size_t n)
+{
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
+        out[k] = __float2bfloat16(x[k]);
+}
+
+extern "C" void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s)
+{
+    to_bf16<<<blocks_for(n), 256, 0, s>>>(out, x, n);
+    PP_LAUNCHED("to bf16");
+}

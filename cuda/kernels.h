@@ -1,0 +1,52 @@
+/* kernels.h: the CUDA kernels, one file each, with launchers callable from C
+ * on a stream. Activations are row-major float32 [n, width], as everywhere in
+ * pp (backend.h); weights are pp_weight with device pointers. */
+#ifndef PP_CUDA_KERNELS_H
+#define PP_CUDA_KERNELS_H
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* dequant.cu: the 16-value code tables of NF4 and FP4 into constant memory. */
+void pp_cuda_set_codes(const float *nf4, const float *fp4);
+/* w widened to bf16 (out: rows * cols), or to fp32 with pp_cuda_widen_f32. */
+void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, cudaStream_t s);
+void pp_cuda_widen_f32(float *out, const pp_weight *w, cudaStream_t s);
+/* x (n) fp32 to bf16. */
+void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s);
+
+/* gemv.cu: out (n, rows) (+)= x (n, cols) · Wᵀ reading W in its stored form,
+ * for n <= PP_CUDA_GEMV_MAX rows of x; returns 0 when w's layout needs the
+ * general path (a block size not a multiple of 32, cols not a multiple of 32). */
+#define PP_CUDA_GEMV_MAX 8
+int pp_cuda_gemv(float *out, const float *x, const pp_weight *w, int n, int acc, cudaStream_t s);
+
+/* norm.cu: RMSNorm of n rows of dim: out = x / sqrt(mean(x²) + eps) * w. */
+void pp_cuda_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, cudaStream_t s);
+
+/* rope.cu: q (n, n_heads*hd) and k (n, n_kv*hd) rotated by positions pos0.. */
+void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta, cudaStream_t s);
+
+/* attention.cu: causal attention of n queries at pos0.. against the cache
+ * kc, vc (positions 0..pos0+n-1, row stride n_kv*hd); GQA; online softmax. */
+void pp_cuda_attention(float *out, const float *q, const float *kc, const float *vc, int n, int pos0, int n_heads,
+                       int n_kv, int hd, cudaStream_t s);
+
+/* elementwise.cu */
+void pp_cuda_swiglu(float *out, const float *g, const float *u, size_t n, cudaStream_t s);
+void pp_cuda_add(float *x, const float *y, size_t n, cudaStream_t s);
+/* out row i = table row ids[i] widened (ids on the device). */
+void pp_cuda_embed(float *out, const pp_weight *table, const uint32_t *ids, int n, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,28 @@
+/* rope.cu: rotary embeddings in Hugging Face's rotate_half layout (pairs j,
+ * j + hd/2), angles computed as transformers computes them in float32. */
+#include "check.h"
+#include "kernels.h"
+
+static __global__ void rope(float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
+{
+    int half = hd / 2, heads = n_heads + n_kv;
+    size_t total = (size_t)n * half * heads;
+    for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total; t += (size_t)gridDim.x * blockDim.x) {
+        int h = (int)(t % heads), j = (int)(t / heads % half), i = (int)(t / heads / half);
+        float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
+        float a = (float)(pos0 + i) * inv, cs = cosf(a), sn = sinf(a);
+        float *v = h < n_heads ? q + ((size_t)i * n_heads + h) * hd : k + ((size_t)i * n_kv + (h - n_heads)) * hd;
+        float x1 = v[j], x2 = v[j + half];
+        v[j] = x1 * cs - x2 * sn;
+        v[j + half] = x2 * cs + x1 * sn;
+    }
+}
+
+extern "C" void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta, cudaStream_t s)
+{
+    size_t total = (size_t)n * (hd / 2) * (n_heads + n_kv);
+    if (!total) return;
+    size_t b = (total + 255) / 256;
+    rope<<<(unsigned)(b > 65535 ? 65535 : b), 256, 0, s>>>(q, k, n, pos0, n_heads, n_kv, hd, theta);
+    PP_LAUNCHED("rope");
+}

@@ -1,0 +1,42 @@
+/* weight.cuh: one element of a stored weight, on the device, computed as the
+ * CPU backend computes it (code[nibble] * absmax; q * (absmax / 127)). */
+#ifndef PP_CUDA_WEIGHT_CUH
+#define PP_CUDA_WEIGHT_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend.h"
+
+/* The NF4 and FP4 code tables, passed to kernels by value (kernel
+ * parameters live in constant memory). */
+typedef struct pp_codes {
+    float c[2][16];
+} pp_codes;
+
+/* The tables pp_cuda_set_codes() stored (host side). */
+const pp_codes *pp_cuda_codes(void);
+
+static __device__ __forceinline__ float pp_code(const pp_codes &cd, const pp_weight &w, unsigned nib)
+{
+    return cd.c[w.type == PP_W_FP4][nib];
+}
+
+static __device__ __forceinline__ float pp_wval(const pp_codes &cd, const pp_weight &w, size_t k)
+{
+    switch (w.type) {
+    case PP_W_F32: return ((const float *)w.data)[k];
+    case PP_W_F16: return __half2float(((const __half *)w.data)[k]);
+    case PP_W_BF16: return __bfloat162float(((const __nv_bfloat16 *)w.data)[k]);
+    case PP_W_NF4:
+    case PP_W_FP4: {
+        unsigned b = ((const unsigned char *)w.data)[k >> 1];
+        return pp_code(cd, w, (k & 1) ? b & 15 : b >> 4) * w.absmax[k / (size_t)w.blocksize];
+    }
+    case PP_W_INT8:
+        return (float)((const signed char *)w.data)[k] * (w.absmax[k / (size_t)w.blocksize] / 127.0f);
+    }
+    return 0.0f;
+}
+
+#endif

@@ -1,0 +1,324 @@
+/* test_cuda: every operation of the CUDA backend against the CPU backend on
+ * fresh random inputs, then whole models end to end. Run by
+ * tests/gpu/selftest.sh on a machine with an NVIDIA GPU:
+ *
+ *   test_cuda [MODEL...]     each MODEL (HF directory or pp model file) is
+ *                            run on both backends: logits and greedy text
+ *
+ * Each check prints one table row: name, error, tolerance, ok/FAIL. The error
+ * is the largest absolute difference over the largest absolute reference
+ * value (NaN never passes). Output buffers are poisoned with NaN before each
+ * run, so elements the kernel leaves unwritten fail. Exit 0 when all pass,
+ * 1 when one fails, 77 when there is no CUDA device. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cli.h"
+#include "llama.h"
+#include "quant.h"
+
+static pp_backend *cpu, *gpu;
+static int failed, checks;
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static float frand(void)
+{
+    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+    return (float)((double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static float *randv(size_t n, float scale)
+{
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+
+static void report(const char *name, double err, double tol)
+{
+    int ok = err <= tol; /* NaN fails */
+    checks++;
+    failed += !ok;
+    printf("%-44s %11.3e %9.1e  %s\n", name, err, tol, ok ? "ok" : "FAIL");
+    fflush(stdout);
+}
+
+static double rel_err(const float *got, const float *want, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= d)) d = e; /* NaN sticks */
+        if (fabs(want[i]) > m) m = fabs(want[i]);
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* Device buffer of n floats holding host values, or NaN when v is NULL. */
+static float *dev(const float *v, size_t n)
+{
+    float *d = gpu->ops->alloc(gpu, n * sizeof(float));
+    float *tmp = malloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) tmp[i] = v ? v[i] : NAN;
+    gpu->ops->upload(gpu, d, tmp, n * sizeof(float));
+    free(tmp);
+    return d;
+}
+
+static float *host(const float *d, size_t n)
+{
+    float *h = malloc(n * sizeof *h);
+    gpu->ops->download(gpu, h, d, n * sizeof(float));
+    return h;
+}
+
+/* A weight of type t (rows, cols) from values v, on the host (hw) and the
+ * device (dw); returns the host allocations to free. */
+typedef struct wpair {
+    pp_weight hw, dw;
+    void *hdata, *ddata;
+    float *habs, *dabs;
+} wpair;
+
+static void make_weight(wpair *p, pp_wtype t, int rows, int cols, const float *v, int blocksize)
+{
+    memset(p, 0, sizeof *p);
+    size_t n = (size_t)rows * cols, bytes = 0, nb = (n + blocksize - 1) / blocksize;
+    p->hw = (pp_weight){t, rows, cols, t >= PP_W_NF4 ? blocksize : 0, NULL, NULL};
+    switch (t) {
+    case PP_W_F32: bytes = 4 * n, p->hdata = malloc(bytes), memcpy(p->hdata, v, bytes); break;
+    case PP_W_BF16:
+    case PP_W_F16:
+        bytes = 2 * n, p->hdata = malloc(bytes);
+        for (size_t i = 0; i < n; i++)
+            ((uint16_t *)p->hdata)[i] = t == PP_W_BF16 ? pp_f32_to_bf16(v[i]) : pp_f32_to_f16(v[i]);
+        break;
+    case PP_W_NF4:
+    case PP_W_FP4:
+        bytes = (n + 1) / 2, p->hdata = malloc(bytes), p->habs = malloc(nb * sizeof(float));
+        pp_quant4(p->hdata, p->habs, v, n, blocksize, t == PP_W_NF4 ? PP_Q_NF4 : PP_Q_FP4);
+        break;
+    case PP_W_INT8:
+        bytes = n, p->hdata = malloc(bytes), p->habs = malloc(nb * sizeof(float));
+        pp_quant_int8(p->hdata, p->habs, v, n, blocksize);
+        break;
+    }
+    p->hw.data = p->hdata, p->hw.absmax = p->habs;
+    p->dw = p->hw;
+    p->ddata = gpu->ops->alloc(gpu, bytes);
+    gpu->ops->upload(gpu, p->ddata, p->hdata, bytes);
+    p->dw.data = p->ddata;
+    if (p->habs) {
+        p->dabs = dev(p->habs, nb);
+        p->dw.absmax = p->dabs;
+    }
+}
+
+static void free_weight(wpair *p)
+{
+    gpu->ops->free(gpu, p->ddata);
+    gpu->ops->free(gpu, p->dabs);
+    free(p->hdata);
+    free(p->habs);
+}
+
+static const char *tname(pp_wtype t)
+{
+    static const char *const n[] = {"f32", "f16", "bf16", "nf4", "fp4", "int8"};
+    return n[t];
+}
+
+static void check_matmul(pp_wtype t, int n, int rows, int cols, int acc)
+{
+    float *wv = randv((size_t)rows * cols, 0.5f), *x = randv((size_t)n * cols, 1.0f), *o0 = randv((size_t)n * rows, 1.0f);
+    wpair w;
+    make_weight(&w, t, rows, cols, wv, 64);
+    float *want = malloc((size_t)n * rows * sizeof *want);
+    memcpy(want, o0, (size_t)n * rows * sizeof *want);
+    cpu->ops->reserve(cpu, (size_t)rows * cols, 16);
+    gpu->ops->reserve(gpu, (size_t)rows * cols, 16);
+    cpu->ops->matmul(cpu, want, x, &w.hw, n, acc);
+    float *dx = dev(x, (size_t)n * cols), *dout = dev(acc ? o0 : NULL, (size_t)n * rows);
+    gpu->ops->matmul(gpu, dout, dx, &w.dw, n, acc);
+    float *got = host(dout, (size_t)n * rows);
+    char name[96];
+    snprintf(name, sizeof name, "matmul %s n=%d %dx%d%s", tname(t), n, rows, cols, acc ? " acc" : "");
+    /* the gemv path reads the weight as stored (fp32 sums); the GEMM path rounds x and W to bf16 */
+    int gemm_bf16 = n > 8 && t != PP_W_F32;
+    report(name, rel_err(got, want, (size_t)n * rows), gemm_bf16 ? 2e-2 : 2e-5);
+    gpu->ops->free(gpu, dx);
+    gpu->ops->free(gpu, dout);
+    free_weight(&w);
+    free(wv), free(x), free(o0), free(want), free(got);
+}
+
+static void check_gemm(int M, int N, int K, int ta, int tb, float beta)
+{
+    float *A = randv((size_t)M * K, 1), *B = randv((size_t)K * N, 1), *Cm = randv((size_t)M * N, 1);
+    float *dA = dev(A, (size_t)M * K), *dB = dev(B, (size_t)K * N), *dC = dev(beta != 0 ? Cm : NULL, (size_t)M * N);
+    cpu->ops->gemm(cpu, Cm, A, B, M, N, K, ta, tb, 0.7f, beta);
+    gpu->ops->gemm(gpu, dC, dA, dB, M, N, K, ta, tb, 0.7f, beta);
+    float *got = host(dC, (size_t)M * N);
+    char name[96];
+    snprintf(name, sizeof name, "gemm %dx%dx%d ta=%d tb=%d beta=%g", M, N, K, ta, tb, beta);
+    report(name, rel_err(got, Cm, (size_t)M * N), 1e-5);
+    gpu->ops->free(gpu, dA), gpu->ops->free(gpu, dB), gpu->ops->free(gpu, dC);
+    free(A), free(B), free(Cm), free(got);
+}
+
+static void check_small_ops(void)
+{
+    int n = 37, dim = 320, H = 8, KV = 2, hd = 40;
+    char name[96];
+    /* rmsnorm */
+    float *x = randv((size_t)n * dim, 2), *g = randv(dim, 1), *want = malloc((size_t)n * dim * 4);
+    pp_weight hw = {PP_W_F32, 1, dim, 0, g, NULL}, dw = hw;
+    float *dg = dev(g, dim), *dx = dev(x, (size_t)n * dim), *dout = dev(NULL, (size_t)n * dim);
+    dw.data = dg;
+    cpu->ops->rmsnorm(cpu, want, x, &hw, n, 1e-5f);
+    gpu->ops->rmsnorm(gpu, dout, dx, &dw, n, 1e-5f);
+    float *got = host(dout, (size_t)n * dim);
+    report("rmsnorm 37x320", rel_err(got, want, (size_t)n * dim), 1e-5);
+    free(got);
+    /* swiglu and add */
+    float *u = randv((size_t)n * dim, 2), *du = dev(u, (size_t)n * dim);
+    cpu->ops->swiglu(cpu, want, x, u, (size_t)n * dim);
+    gpu->ops->swiglu(gpu, dout, dx, du, (size_t)n * dim);
+    got = host(dout, (size_t)n * dim);
+    report("swiglu 37x320", rel_err(got, want, (size_t)n * dim), 1e-6);
+    free(got);
+    memcpy(want, x, (size_t)n * dim * 4);
+    cpu->ops->add(cpu, want, u, (size_t)n * dim);
+    gpu->ops->add(gpu, dx, du, (size_t)n * dim);
+    got = host(dx, (size_t)n * dim);
+    report("add 37x320", rel_err(got, want, (size_t)n * dim), 0);
+    free(got);
+    /* rope at two offsets */
+    for (int pos0 = 0; pos0 <= 1000; pos0 += 1000) {
+        float *q = randv((size_t)n * H * hd, 1), *k = randv((size_t)n * KV * hd, 1);
+        float *dq = dev(q, (size_t)n * H * hd), *dk = dev(k, (size_t)n * KV * hd);
+        cpu->ops->rope(cpu, q, k, n, pos0, H, KV, hd, 10000.0f);
+        gpu->ops->rope(gpu, dq, dk, n, pos0, H, KV, hd, 10000.0f);
+        float *gq = host(dq, (size_t)n * H * hd), *gk = host(dk, (size_t)n * KV * hd);
+        snprintf(name, sizeof name, "rope q,k pos0=%d", pos0);
+        double e = rel_err(gq, q, (size_t)n * H * hd), e2 = rel_err(gk, k, (size_t)n * KV * hd);
+        report(name, e > e2 || isnan(e2) ? (isnan(e2) ? e2 : e) : e2, 1e-5);
+        gpu->ops->free(gpu, dq), gpu->ops->free(gpu, dk);
+        free(q), free(k), free(gq), free(gk);
+    }
+    /* attention: a prefill of n after pos0 cached positions, and one decoding step */
+    int seq = 300;
+    float *kc = randv((size_t)seq * KV * hd, 1), *vc = randv((size_t)seq * KV * hd, 1);
+    float *dkc = dev(kc, (size_t)seq * KV * hd), *dvc = dev(vc, (size_t)seq * KV * hd);
+    cpu->ops->reserve(cpu, 1, seq);
+    gpu->ops->reserve(gpu, 1, seq);
+    int cases[3][2] = {{n, 0}, {n, 200}, {1, 299}};
+    for (int c = 0; c < 3; c++) {
+        int nq = cases[c][0], pos0 = cases[c][1];
+        float *q = randv((size_t)nq * H * hd, 1), *o = malloc((size_t)nq * H * hd * 4);
+        float *dq = dev(q, (size_t)nq * H * hd), *dO = dev(NULL, (size_t)nq * H * hd);
+        cpu->ops->attention(cpu, o, q, kc, vc, nq, pos0, H, KV, hd);
+        gpu->ops->attention(gpu, dO, dq, dkc, dvc, nq, pos0, H, KV, hd);
+        float *go = host(dO, (size_t)nq * H * hd);
+        snprintf(name, sizeof name, "attention n=%d pos0=%d GQA %d/%d hd=%d", nq, pos0, H, KV, hd);
+        report(name, rel_err(go, o, (size_t)nq * H * hd), 1e-5);
+        gpu->ops->free(gpu, dq), gpu->ops->free(gpu, dO);
+        free(q), free(o), free(go);
+    }
+    /* embed from a bf16 and an NF4 table */
+    uint32_t ids[7] = {0, 5, 99, 3, 5, 120, 7};
+    for (int t = 0; t < 2; t++) {
+        float *tv = randv((size_t)128 * dim, 1), *e = malloc((size_t)7 * dim * 4);
+        wpair w;
+        make_weight(&w, t ? PP_W_NF4 : PP_W_BF16, 128, dim, tv, 64);
+        float *de = dev(NULL, (size_t)7 * dim);
+        cpu->ops->embed(cpu, e, &w.hw, ids, 7);
+        gpu->ops->embed(gpu, de, &w.dw, ids, 7);
+        float *ge = host(de, (size_t)7 * dim);
+        report(t ? "embed nf4 table" : "embed bf16 table", rel_err(ge, e, (size_t)7 * dim), 0);
+        gpu->ops->free(gpu, de);
+        free_weight(&w);
+        free(tv), free(e), free(ge);
+    }
+    gpu->ops->free(gpu, dkc), gpu->ops->free(gpu, dvc), gpu->ops->free(gpu, dg), gpu->ops->free(gpu, dx);
+    gpu->ops->free(gpu, dout), gpu->ops->free(gpu, du);
+    free(x), free(g), free(want), free(u), free(kc), free(vc);
+}
+
+/* A model on both backends: the logits of a prompt, and 48 greedy tokens. */
+static void check_model(const char *path)
+{
+    pp_llama mc, mg;
+    if (pp_llama_load(&mc, path) != PP_OK || pp_llama_load(&mg, path) != PP_OK || pp_llama_to_backend(&mg, gpu) != PP_OK) {
+        printf("%-44s %s\n", path, pp_errmsg());
+        failed++;
+        return;
+    }
+    int V = mc.cfg.vocab, P = 24, G = 48, seq = P + G + 1;
+    if (seq > mc.cfg.max_pos) seq = mc.cfg.max_pos, G = seq - P - 1;
+    pp_infer sc, sg;
+    uint32_t ids[256];
+    for (int i = 0; i < P; i++) ids[i] = (uint32_t)(1 + (i * 7919u) % (unsigned)(V - 1));
+    float *lc = malloc((size_t)P * V * 4), *lg = malloc((size_t)P * V * 4);
+    pp_status s1 = pp_infer_init(&sc, &mc, cpu, seq, 64), s2 = pp_infer_init(&sg, &mg, gpu, seq, 64);
+    if (s1 != PP_OK || s2 != PP_OK || pp_infer_forward(&sc, ids, P, lc, 1) != PP_OK ||
+        pp_infer_forward(&sg, ids, P, lg, 1) != PP_OK) {
+        printf("%-44s %s\n", path, pp_errmsg());
+        failed++;
+        return;
+    }
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char name[96];
+    int bf16_path = strcmp(mc.quant, "f32") != 0; /* prefill products in bf16 */
+    snprintf(name, sizeof name, "logits %s (%s)", base, mc.quant);
+    report(name, rel_err(lg, lc, (size_t)P * V), bf16_path ? 5e-2 : 1e-4);
+    /* greedy: each backend continues its own text */
+    int same = 0;
+    uint32_t tc = 0, tg = 0;
+    for (int k = 0; k < G; k++) {
+        const float *a = lc + (size_t)(k == 0 ? P - 1 : 0) * V, *b = lg + (size_t)(k == 0 ? P - 1 : 0) * V;
+        tc = 0, tg = 0;
+        for (int j = 1; j < V; j++) {
+            if (a[j] > a[tc]) tc = (uint32_t)j;
+            if (b[j] > b[tg]) tg = (uint32_t)j;
+        }
+        if (tc != tg) break;
+        same++;
+        if (pp_infer_forward(&sc, &tc, 1, lc, 0) != PP_OK || pp_infer_forward(&sg, &tg, 1, lg, 0) != PP_OK) break;
+    }
+    snprintf(name, sizeof name, "greedy %s: equal tokens of %d", base, G);
+    report(name, (double)(G - same), 0);
+    pp_infer_free(&sc), pp_infer_free(&sg);
+    pp_llama_free(&mc), pp_llama_free(&mg);
+    free(lc), free(lg);
+}
+
+int main(int argc, char **argv)
+{
+    pp_cli_init("test_cuda");
+    if (pp_backend_open(&gpu, "cuda", 1) != PP_OK) {
+        printf("no CUDA backend: %s\n", pp_errmsg());
+        return 77;
+    }
+    pp_backend_cpu(&cpu, 0);
+    printf("%-44s %11s %9s\n", "check", "error", "tolerance");
+    static const pp_wtype types[] = {PP_W_F32, PP_W_F16, PP_W_BF16, PP_W_NF4, PP_W_FP4, PP_W_INT8};
+    for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+        check_matmul(types[t], 1, 300, 512, 0);
+        check_matmul(types[t], 3, 300, 512, 1);
+        check_matmul(types[t], 8, 128, 1024, 0);
+        check_matmul(types[t], 77, 300, 512, 1);
+    }
+    check_matmul(PP_W_NF4, 1, 100, 96, 0); /* cols not a multiple of 64: the general path */
+    check_gemm(17, 33, 16, 0, 1, 0), check_gemm(17, 33, 16, 1, 0, 1), check_gemm(40, 8, 64, 0, 0, 1);
+    check_gemm(8, 40, 64, 1, 1, 0.5f);
+    check_small_ops();
+    for (int i = 1; i < argc; i++) check_model(argv[i]);
+    printf("%d checks, %d failed\n", checks, failed);
+    pp_backend_free(cpu);
+    pp_backend_free(gpu);
+    return failed ? 1 : 0;
+}

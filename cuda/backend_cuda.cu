@@ -24,18 +24,26 @@ typedef struct cu {
     uint32_t *ids;          /* token ids for embed */
     size_t idcap;
     pp_cuda_host host;
+    size_t peak;            /* the most device memory in use seen after an allocation (cudaMemGetInfo) */
 } cu;
+
+static void note_peak(cu *c)
+{
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > c->peak) c->peak = tot - fr;
+}
 
 static cu *C(pp_backend *be) { return (cu *)be->priv; }
 
 /* Grows a device buffer to n elements of size sz (contents not kept). */
-static void grow(void **p, size_t *cap, size_t n, size_t sz)
+static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
 {
     if (n <= *cap) return;
     if (*p) PP_CUDA(cudaFree(*p));
     *p = NULL;
     PP_CUDA(cudaMalloc(p, n * sz));
     *cap = n;
+    note_peak(c);
 }
 
 static void *cu_alloc(pp_backend *be, size_t bytes)
@@ -47,6 +55,7 @@ static void *cu_alloc(pp_backend *be, size_t bytes)
     }
     PP_CUDA(cudaMemsetAsync(p, 0, bytes, C(be)->stream));
     PP_CUDA(cudaStreamSynchronize(C(be)->stream));
+    note_peak(C(be));
     return p;
 }
 
@@ -81,6 +90,7 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
             return c->host.fail(PP_E_NOMEM, "out of device memory for a %zu-value weight buffer", weight_elems);
         }
         c->wb = (__nv_bfloat16 *)p, c->wbcap = weight_elems;
+        note_peak(c);
     }
     return PP_OK;
 }
@@ -88,7 +98,7 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
 static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n)
 {
     cu *c = C(be);
-    grow((void **)&c->ids, &c->idcap, (size_t)n, sizeof *c->ids);
+    grow(c, (void **)&c->ids, &c->idcap, (size_t)n, sizeof *c->ids);
     PP_CUDA(cudaMemcpyAsync(c->ids, ids, (size_t)n * sizeof *ids, cudaMemcpyHostToDevice, c->stream));
     pp_cuda_embed(out, table, c->ids, n, c->stream);
 }
@@ -117,8 +127,8 @@ static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weigh
                               x, w->cols, &beta, out, w->rows));
         return;
     }
-    grow((void **)&c->wb, &c->wbcap, (size_t)w->rows * w->cols, sizeof *c->wb);
-    grow((void **)&c->xb, &c->xbcap, (size_t)n * w->cols, sizeof *c->xb);
+    grow(c, (void **)&c->wb, &c->wbcap, (size_t)w->rows * w->cols, sizeof *c->wb);
+    grow(c, (void **)&c->xb, &c->xbcap, (size_t)n * w->cols, sizeof *c->xb);
     pp_cuda_widen_bf16(c->wb, w, c->stream);
     pp_cuda_to_bf16(c->xb, x, (size_t)n * w->cols, c->stream);
     PP_CUBLAS(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, n, w->cols, &one, c->wb, CUDA_R_16BF, w->cols, c->xb,
@@ -146,6 +156,8 @@ static void cu_add(pp_backend *be, float *x, const float *y, size_t n) { pp_cuda
 static void cu_destroy(pp_backend *be)
 {
     cu *c = C(be);
+    if (c && c->host.verbose)
+        fprintf(stderr, "pp: CUDA device %d: peak device memory in use %.1f MiB\n", c->device, c->peak / 1048576.0);
     if (c) {
         cudaFree(c->wb);
         cudaFree(c->xb);

@@ -1,0 +1,72 @@
+#!/bin/sh
+# tests/gpu/selftest.sh: the GPU self-test, one command, on a machine with an
+# NVIDIA GPU. Uses build/gpu-pack/ (tests/gpu/pack.sh, made on the build
+# machine and carried over) or, without it, builds with make. Runs:
+#   1. cuda_probe: a kernel runs on the device;
+#   2. test_cuda: every CUDA operation against the CPU backend on random
+#      inputs (outputs poisoned with NaN first), then the logits and greedy
+#      text of whole models on both backends (tiny, tiny-bf16, stories260K
+#      and its NF4 file);
+#   3. pp-generate --device cuda against --device cpu: the same greedy text.
+# Prints one table last; logs go to $OUT (or build/gpu-logs). Exit status 0
+# when everything passes.
+set -u
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-build/gpu-logs}
+mkdir -p "$OUT"
+P=build/gpu-pack
+if [ -x "$P/bin/test_cuda" ]; then
+    BIN=$P/bin
+    export LD_LIBRARY_PATH="$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    MODELS=$P/models
+else
+    make -j"$(nproc)" all cuda > "$OUT/build.log" 2>&1 || { tail -n 20 "$OUT/build.log"; echo "build failed"; exit 1; }
+    BIN=bin
+    cp build/gpu/test_cuda build/cuda_probe bin/ 2>/dev/null
+    MODELS=../shared/models
+fi
+# cuBLAS: the CUDA toolkit's, or the one that comes with torch's wheels
+if ! ldconfig -p 2>/dev/null | grep -q libcublas.so.13 && [ ! -e /usr/local/cuda/lib64/libcublas.so.13 ]; then
+    d=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
+    [ -n "$d" ] && export LD_LIBRARY_PATH="$d:$LD_LIBRARY_PATH"
+fi
+[ -d /usr/local/cuda/lib64 ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/usr/local/cuda/lib64"
+export PP_CUDA_LIB=${PP_CUDA_LIB:-$(dirname "$BIN")/lib/libppcuda.so}
+[ -e "$PP_CUDA_LIB" ] || PP_CUDA_LIB=build/lib/libppcuda.so
+
+{ nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } > "$OUT/device.txt" 2>&1
+summary=$OUT/summary.txt
+: > "$summary"
+row() { printf '%-52s %s\n' "$1" "$2" | tee -a "$summary"; }
+
+"$BIN/cuda_probe" > "$OUT/probe.log" 2>&1
+rc=$?
+row "cuda_probe ($(head -n 1 "$OUT/probe.log"))" "$([ $rc = 0 ] && echo ok || echo FAIL)"
+if [ $rc != 0 ]; then
+    cat "$OUT/probe.log"
+    echo "no usable GPU: stopping here"
+    exit $([ $rc = 77 ] && echo 77 || echo 1)
+fi
+
+models="tests/fixtures/llama/tiny tests/fixtures/llama/tiny-bf16"
+[ -r "$MODELS/stories260K/model.safetensors" ] && models="$models $MODELS/stories260K"
+[ -r "$MODELS/stories260K.nf4" ] && models="$models $MODELS/stories260K.nf4"
+timeout 420 "$BIN/test_cuda" $models > "$OUT/test_cuda.log" 2>&1
+rc=$?
+cat "$OUT/test_cuda.log"
+row "test_cuda: $(tail -n 1 "$OUT/test_cuda.log")" "$([ $rc = 0 ] && echo ok || echo FAIL)"
+
+if [ -r "$MODELS/stories260K/model.safetensors" ]; then
+    for m in "$MODELS/stories260K" "$MODELS/stories260K.nf4"; do
+        [ -r "$m" ] || continue
+        a=$("$BIN/pp-generate" --device cpu -m "$m" --greedy --max-new-tokens 64 'Once upon a time' 2>"$OUT/gen-cpu.err")
+        b=$("$BIN/pp-generate" -v --device cuda -m "$m" --greedy --max-new-tokens 64 'Once upon a time' 2>"$OUT/gen-cuda.err")
+        printf 'cpu:  %s\ncuda: %s\n' "$a" "$b" >> "$OUT/generate.log"
+        row "pp-generate greedy cuda == cpu ($(basename "$m"))" "$([ -n "$b" ] && [ "$a" = "$b" ] && echo ok || echo FAIL)"
+    done
+fi
+
+echo
+echo "== GPU self-test ($(head -n 1 "$OUT/device.txt")) =="
+cat "$summary"
+! grep -q 'FAIL$' "$summary"

@@ -41,7 +41,7 @@ CUDA_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=s
 CUDA_OBJ  := $(patsubst cuda/%.cu,build/cuda/%.o,$(wildcard cuda/*.cu))
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 
-.PHONY: all deps test fuzz bench clean cuda
+.PHONY: all deps test fuzz bench clean cuda install
 .DELETE_ON_ERROR:
 
 all: $(TOOLS) $(if $(filter 1,$(CUDA)),cuda)
@@ -156,6 +156,17 @@ bench: $(TOOLS)
 	@sh bench/generate.sh
 	@echo; echo "== pp-train next to transformers + PEFT (CPU: LoRA tokens/s, peak RSS) =="
 	@sh bench/train.sh
+
+# make install PREFIX=/usr/local: the tools, their man pages, and the CUDA
+# backend's library where the tools look for it (PREFIX/lib/pp)
+PREFIX ?= /usr/local
+install: $(TOOLS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/man5/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	if [ -f build/lib/libppcuda.so ]; then install -d $(DESTDIR)$(PREFIX)/lib/pp && \
+	    install -m 755 build/lib/libppcuda.so $(DESTDIR)$(PREFIX)/lib/pp/; fi
 
 clean:
 	rm -rf build bin

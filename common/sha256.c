@@ -75,3 +75,11 @@ void pp_sha256_hex(pp_sha256 *c, char hex[65])
     }
     hex[64] = '\0';
 }
+
+void pp_sha256_hex_of(const void *data, size_t n, char hex[65])
+{
+    pp_sha256 c;
+    pp_sha256_init(&c);
+    pp_sha256_update(&c, data, n);
+    pp_sha256_hex(&c, hex);
+}

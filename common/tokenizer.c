@@ -114,10 +114,7 @@ pp_status pp_tokenizer_from_bytes(pp_tokenizer **out, const void *model, size_t 
         free(tk);
         return s;
     }
-    pp_sha256 c;
-    pp_sha256_init(&c);
-    pp_sha256_update(&c, model, nmodel);
-    pp_sha256_hex(&c, tk->sha256);
+    pp_sha256_hex_of(model, nmodel, tk->sha256);
     const char *env = getenv("PP_TOKENIZER");
     if (env && strcmp(env, "library") == 0) {
         snprintf(tk->engine, sizeof tk->engine, "libsentencepiece (PP_TOKENIZER=library)");

@@ -182,10 +182,7 @@ int main(int argc, char **argv)
             pp_cli_say(2, "note: base_sha256 matches pp-train.json (%.16s...)", sha);
         }
         if (rec.tokenizer_sha256[0] && m.tokenizer) {
-            pp_sha256 sc;
-            pp_sha256_init(&sc);
-            pp_sha256_update(&sc, m.tokenizer, m.tokenizer_len);
-            pp_sha256_hex(&sc, sha);
+            pp_sha256_hex_of(m.tokenizer, m.tokenizer_len, sha);
             if (strcmp(sha, rec.tokenizer_sha256)) {
                 if (!force) {
                     s = pp_fail(PP_E_DATA, "pp-train.json: the adapter was trained with another tokenizer "

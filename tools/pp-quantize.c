@@ -382,10 +382,7 @@ int main(int argc, char **argv)
 
     /* The file: header (config, quantization, tokenizer checksum), then data. */
     char sha[65], bs[16];
-    pp_sha256 sc;
-    pp_sha256_init(&sc);
-    pp_sha256_update(&sc, tok, ntok);
-    pp_sha256_hex(&sc, sha);
+    pp_sha256_hex_of(tok, ntok, sha);
     snprintf(bs, sizeof bs, "%d", o.blocksize);
     const char *kv[] = {"pp.kind", "model", "pp.version", PP_MODEL_VERSION, "config", pp_hfdir_config_json(h),
                         "quant.type", o.type, "quant.blocksize", bs, "quant.double_quant", o.double_quant ? "true" : "false",

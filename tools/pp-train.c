@@ -255,9 +255,9 @@ static void data_digest(const pp_tokens *d, pp_sha256 *h)
 static pp_status micro_batches(run *R, const pp_tokens *d, const uint32_t *ids, uint64_t n, float scale, int backward,
                                uint64_t key, double *loss, int *targets)
 {
-    const uint32_t *tok[256];
+    const uint32_t *tok[256]; /* --batch-size is at most 256 */
     int len[256], pl[256];
-    uint64_t per = R->a.batch < 256 ? R->a.batch : 256;
+    uint64_t per = R->a.batch;
     for (uint64_t first = 0, mb = 0; first < n; first += per, mb++) {
         int k = 0;
         for (uint64_t i = first; i < n && i < first + per; i++) {
@@ -267,7 +267,7 @@ static pp_status micro_batches(run *R, const pp_tokens *d, const uint32_t *ids, 
             k++;
         }
         if (!k) continue;
-        R->t.mask_key = key << 16 ^ mb;
+        R->t.mask_key = (key + mb) << 16; /* the dropout masks of micro-batch key + mb */
         PP_TRY(pp_trainer_batch(&R->t, tok, len, pl, k, scale, backward, loss, targets));
         if (backward)
             for (int i = 0; i < k; i++) R->tokens_seen += len[i];
@@ -645,12 +645,7 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             double loss = 0;
             int got = 0;
             if (count > 0) {
-                uint64_t per_mb = a->batch;
-                for (uint64_t mb = 0; mb * per_mb < np; mb++) {
-                    uint64_t n = np - mb * per_mb < per_mb ? np - mb * per_mb : per_mb;
-                    PP_TRY(micro_batches(R, &R->ds, pick + mb * per_mb, n, 1.0f / (float)count, 1, R->step * a->accum + mb,
-                                         &loss, &got));
-                }
+                PP_TRY(micro_batches(R, &R->ds, pick, np, 1.0f / (float)count, 1, R->step * a->accum, &loss, &got));
                 loss /= count;
             }
             double norm = pp_clip_grad_norm(R->grads, R->n_params, (float)a->clip);
@@ -700,22 +695,17 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
 
 /* ------------------------------------------------------------ main */
 
-static pp_status load_tokens(const char *path, pp_tokens *d, const pp_llama *m, const char *what)
+/* Reads a token dataset for model m, whose tokenizer.model has digest
+ * tok_sha ("" when the model has none: not checked). */
+static pp_status load_tokens(const char *path, pp_tokens *d, const pp_llama *m, const char *tok_sha, const char *what)
 {
     pp_reader *in = NULL;
     pp_status s = pp_reader_open(&in, path);
     if (s == PP_OK) s = pp_tokens_read(d, in);
     pp_reader_close(in);
-    if (s == PP_OK && m->tokenizer) {
-        char sha[65];
-        pp_sha256 h;
-        pp_sha256_init(&h);
-        pp_sha256_update(&h, m->tokenizer, m->tokenizer_len);
-        pp_sha256_hex(&h, sha);
-        if (strcmp(sha, d->tokenizer_sha256))
-            s = pp_fail(PP_E_DATA, "tokenized with another tokenizer than the model's (sha256 %.12s..., model %.12s...)",
-                        d->tokenizer_sha256, sha);
-    }
+    if (s == PP_OK && *tok_sha && strcmp(tok_sha, d->tokenizer_sha256))
+        s = pp_fail(PP_E_DATA, "tokenized with another tokenizer than the model's (sha256 %.12s..., model %.12s...)",
+                    d->tokenizer_sha256, tok_sha);
     if (s == PP_OK && d->vocab_size > (uint32_t)m->cfg.vocab)
         s = pp_fail(PP_E_DATA, "token ids up to %u, the model has %d", d->vocab_size, m->cfg.vocab);
     if (s == PP_OK && d->n_records == 0) s = pp_fail(PP_E_DATA, "no %s records", what);
@@ -852,8 +842,10 @@ int main(int argc, char **argv)
     } else if ((s = pp_llama_load(&R.m, a->model)) != PP_OK)
         goto fail;
     ctx = NULL;
-    if ((s = load_tokens(a->data, &R.ds, &R.m, "training")) != PP_OK) goto fail;
-    if (a->eval && (s = load_tokens(a->eval, &R.evds, &R.m, "evaluation")) != PP_OK) goto fail;
+    char tok_sha[65] = "";
+    if (R.m.tokenizer) pp_sha256_hex_of(R.m.tokenizer, R.m.tokenizer_len, tok_sha);
+    if ((s = load_tokens(a->data, &R.ds, &R.m, tok_sha, "training")) != PP_OK) goto fail;
+    if (a->eval && (s = load_tokens(a->eval, &R.evds, &R.m, tok_sha, "evaluation")) != PP_OK) goto fail;
 
     /* records: the held-out fraction is drawn with its own seeded shuffle */
     R.train_ids = malloc(R.ds.n_records * sizeof *R.train_ids);

@@ -427,6 +427,14 @@ pp_status pp_infer_forward(pp_infer *s, const uint32_t *ids, int n, float *logit
     return PP_OK;
 }
 
+/* A layer's nine weights in the model's order. */
+#define LAYER_WEIGHTS 9
+static void layer_weights(pp_llama_layer *L, pp_weight *w[LAYER_WEIGHTS])
+{
+    pp_weight *all[LAYER_WEIGHTS] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+    memcpy(w, all, sizeof all);
+}
+
 static void hash_weight(pp_sha256 *h, const pp_weight *w)
 {
     int32_t head[4] = {(int32_t)w->type, w->rows, w->cols, w->blocksize};
@@ -442,9 +450,9 @@ void pp_llama_sha256(const pp_llama *m, char hex[65])
     pp_sha256_init(&h);
     hash_weight(&h, &m->embed);
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        const pp_llama_layer *L = &m->layers[l];
-        const pp_weight *w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof w / sizeof *w; i++) hash_weight(&h, w[i]);
+        pp_weight *w[LAYER_WEIGHTS];
+        layer_weights(&m->layers[l], w);
+        for (int i = 0; i < LAYER_WEIGHTS; i++) hash_weight(&h, w[i]);
     }
     hash_weight(&h, &m->norm);
     hash_weight(&h, &m->lm_head);
@@ -478,9 +486,9 @@ pp_status pp_llama_to_backend(pp_llama *m, pp_backend *be)
     rebase(&m->norm, m, dmem, dfmem);
     rebase(&m->lm_head, m, dmem, dfmem);
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        pp_llama_layer *L = &m->layers[l];
-        pp_weight *w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof w / sizeof *w; i++) rebase(w[i], m, dmem, dfmem);
+        pp_weight *w[LAYER_WEIGHTS];
+        layer_weights(&m->layers[l], w);
+        for (int i = 0; i < LAYER_WEIGHTS; i++) rebase(w[i], m, dmem, dfmem);
     }
     free(m->mem);
     free(m->fmem);

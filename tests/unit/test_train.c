@@ -80,6 +80,30 @@ static double max_rel(const float *a, const float *b, size_t n)
     return m > 0 ? d / m : d;
 }
 
+/* Parameters (of count drawn from seed) whose central difference of the
+ * batch loss disagrees with the gradient g. backward 1 runs the loss as a
+ * training pass (dropout on, with the trainer's masks). */
+static int fd_mismatches(pp_trainer *t, pp_lora *l, const float *g, uint64_t seed, int count, int backward)
+{
+    int bad = 0;
+    for (int k = 0; k < count; k++) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        size_t i = seed % l->n_params;
+        float keep = l->params[i], h = 1e-2f;
+        l->params[i] = keep + h;
+        double up = batch_loss(t, l, backward);
+        l->params[i] = keep - h;
+        double down = batch_loss(t, l, backward);
+        l->params[i] = keep;
+        double fd = (up - down) / (2 * h);
+        if (fabs(fd - g[i]) > 2e-3 * fmax(1e-2, fabs(fd))) {
+            fprintf(stderr, "  parameter %zu: analytic %.6g, finite difference %.6g\n", i, (double)g[i], fd);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 static void load_adapter(pp_lora *l, const char *variant)
 {
     for (int ly = 0; ly < l->n_layers; ly++)
@@ -196,24 +220,8 @@ TEST(dropout)
     CHECK(eval == plain && fabs(train - plain) > 1e-4);
     float *g = malloc(l.n_params * sizeof *g);
     memcpy(g, l.grads, l.n_params * sizeof *g);
-    /* the loss of the dropped-out function, through a backward pass with a zero scale */
-    uint64_t s = 99;
-    int bad = 0;
-    for (int k = 0; k < 10; k++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        size_t i = s % l.n_params;
-        float keep = l.params[i], h = 1e-2f;
-        l.params[i] = keep + h;
-        double up = batch_loss(&t, &l, 1);
-        l.params[i] = keep - h;
-        double down = batch_loss(&t, &l, 1);
-        l.params[i] = keep;
-        double fd = (up - down) / (2 * h);
-        if (fabs(fd - g[i]) > 2e-3 * fmax(1e-2, fabs(fd))) {
-            fprintf(stderr, "  parameter %zu: analytic %.6g, finite difference %.6g\n", i, (double)g[i], fd);
-            bad++;
-        }
-    }
+    /* the loss of the dropped-out function: training passes, with the same masks */
+    int bad = fd_mismatches(&t, &l, g, 99, 10, 1);
     CHECK(bad == 0);
     /* the masks: a fraction p dropped, the kept scaled by 1 / (1 - p) */
     float ones[4096], out[4096];
@@ -342,24 +350,7 @@ TEST(finite_differences)
     batch_loss(&t, &l, 1);
     float *g = malloc(l.n_params * sizeof *g);
     memcpy(g, l.grads, l.n_params * sizeof *g);
-    uint64_t s = 12345;
-    int bad = 0;
-    for (int k = 0; k < 12; k++) {
-        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-        size_t i = s % l.n_params;
-        float keep = l.params[i], h = 1e-2f;
-        l.params[i] = keep + h;
-        double up = batch_loss(&t, &l, 0);
-        l.params[i] = keep - h;
-        double down = batch_loss(&t, &l, 0);
-        l.params[i] = keep;
-        double fd = (up - down) / (2 * h);
-        if (fabs(fd - g[i]) > 2e-3 * fmax(1e-2, fabs(fd))) {
-            fprintf(stderr, "  parameter %zu: analytic %.6g, finite difference %.6g\n", i, (double)g[i], fd);
-            bad++;
-        }
-    }
-    CHECK(bad == 0);
+    CHECK(fd_mismatches(&t, &l, g, 12345, 12, 0) == 0);
     free(g);
     pp_trainer_free(&t);
     pp_lora_free(&l);

@@ -29,6 +29,14 @@ static inline void pp_cuda_die(const char *stmt, const char *file, int line, con
         if (e_ != CUBLAS_STATUS_SUCCESS) pp_cuda_die(#call, __FILE__, __LINE__, cublasGetStatusString(e_)); \
     } while (0)
 
+/* Blocks of 256 threads for a grid-stride loop over n elements (capped:
+ * each thread then takes several). */
+static inline unsigned pp_cuda_grid(size_t n)
+{
+    size_t b = (n + 255) / 256;
+    return b > 65535 * 8 ? 65535 * 8 : (unsigned)(b ? b : 1);
+}
+
 /* After every kernel launch. */
 #define PP_LAUNCHED(what) PP_CUDA(cudaGetLastError())
 

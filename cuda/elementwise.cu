@@ -3,12 +3,6 @@
 #include "kernels.h"
 #include "weight.cuh"
 
-static unsigned blocks_for(size_t n)
-{
-    size_t b = (n + 255) / 256;
-    return b > 65535 * 8 ? 65535 * 8 : (unsigned)(b ? b : 1);
-}
-
 static __global__ void swiglu(float *out, const float *g, const float *u, size_t n)
 {
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
@@ -18,7 +12,7 @@ static __global__ void swiglu(float *out, const float *g, const float *u, size_t
 extern "C" void pp_cuda_swiglu(float *out, const float *g, const float *u, size_t n, cudaStream_t s)
 {
     if (!n) return;
-    swiglu<<<blocks_for(n), 256, 0, s>>>(out, g, u, n);
+    swiglu<<<pp_cuda_grid(n), 256, 0, s>>>(out, g, u, n);
     PP_LAUNCHED("swiglu");
 }
 
@@ -30,7 +24,7 @@ static __global__ void add(float *x, const float *y, size_t n)
 extern "C" void pp_cuda_add(float *x, const float *y, size_t n, cudaStream_t s)
 {
     if (!n) return;
-    add<<<blocks_for(n), 256, 0, s>>>(x, y, n);
+    add<<<pp_cuda_grid(n), 256, 0, s>>>(x, y, n);
     PP_LAUNCHED("add");
 }
 
@@ -46,6 +40,6 @@ static __global__ void embed(float *out, pp_weight t, const uint32_t *ids, int n
 extern "C" void pp_cuda_embed(float *out, const pp_weight *table, const uint32_t *ids, int n, cudaStream_t s)
 {
     if (n <= 0) return;
-    embed<<<blocks_for((size_t)n * table->cols), 256, 0, s>>>(out, *table, ids, n, *pp_cuda_codes());
+    embed<<<pp_cuda_grid((size_t)n * table->cols), 256, 0, s>>>(out, *table, ids, n, *pp_cuda_codes());
     PP_LAUNCHED("embed");
 }

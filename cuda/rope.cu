@@ -22,7 +22,6 @@ extern "C" void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, i
 {
     size_t total = (size_t)n * (hd / 2) * (n_heads + n_kv);
     if (!total) return;
-    size_t b = (total + 255) / 256;
-    rope<<<(unsigned)(b > 65535 ? 65535 : b), 256, 0, s>>>(q, k, n, pos0, n_heads, n_kv, hd, theta);
+    rope<<<pp_cuda_grid(total), 256, 0, s>>>(q, k, n, pos0, n_heads, n_kv, hd, theta);
     PP_LAUNCHED("rope");
 }

@@ -38,9 +38,7 @@
 # default none).
 set -eu
 
-here=$(pwd)
-abs() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$here" "$1" ;; esac; }
-[ -n "${PYTHON:-}" ] && case $PYTHON in */*) PYTHON=$(abs "$PYTHON") ;; esac
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-/opt/ppvenv/bin/python}
@@ -56,7 +54,6 @@ SHARED=../shared/models
 M=build/bench/models
 W=build/bench/generate
 
-die() { echo "bench: $*" >&2; exit 1; }
 for t in pp-generate pp-quantize; do [ -x "$BIN/$t" ] || die "$BIN/$t is missing (run make)"; done
 "$PYTHON" -c 'import torch, transformers, safetensors, sentencepiece' 2>/dev/null \
     || die "$PYTHON cannot import torch, transformers, safetensors and sentencepiece (set PYTHON)"
@@ -68,8 +65,8 @@ done
 [ -r "$SHARED/llama2-tokenizer/tokenizer.model" ] || die "no $SHARED/llama2-tokenizer/tokenizer.model"
 mkdir -p "$M" "$W"
 T0=$(date +%s)
-LOAD0=$(cut -d ' ' -f 1-4 /proc/loadavg 2>/dev/null || echo '?')
-case $LOAD0 in [1-9]*|0.[5-9]*) echo "bench: warning: load average $LOAD0 before starting; other work will disturb the timings" >&2 ;; esac
+LOAD0=$(load_average)
+warn_if_loaded "$LOAD0"
 
 # The prompt: fixed English text, 127 Llama 2 tokens + BOS = 128 (243 + BOS with stories260K's 512-piece tokenizer).
 PROMPT_FILE=$W/prompt.txt
@@ -152,4 +149,4 @@ python3 bench/generate_report.py "$W" "$PROMPT_FILE" "$MODELS" \
     "machine: $(uname -m), $(getconf _NPROCESSORS_ONLN) online CPU(s), ${cpu:-unknown CPU}, ${mem:-? memory}; $(uname -sr)" \
     "threads: $THREADS (pp-generate -t $THREADS; torch.set_num_threads($THREADS); sgemm probe openblas_set_num_threads($THREADS))${PP_ENV:+; pp run with $PP_ENV}" \
     "versions: $ppver, built by ${ccver:-?}" \
-    "runs: median of $RUNS; new tokens $NEW_TOKENS (stories110M: $NEW_TOKENS_110M); wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(cut -d ' ' -f 1-4 /proc/loadavg 2>/dev/null || echo '?')"
+    "runs: median of $RUNS; new tokens $NEW_TOKENS (stories110M: $NEW_TOKENS_110M); wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(load_average)"

@@ -22,10 +22,8 @@
 # cached as build/bench/qa-*.jsonl, keyed by size, seed and gen.py's checksum.
 set -eu
 
-here=$(pwd)
-abs() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$here" "$1" ;; esac; }
+. "$(dirname "$0")/lib.sh"
 [ -n "${TOKENIZER:-}" ] && TOKENIZER=$(abs "$TOKENIZER")
-[ -n "${PYTHON:-}" ] && case $PYTHON in */*) PYTHON=$(abs "$PYTHON") ;; esac
 cd "$(dirname "$0")/.."
 
 TOKENIZER=${TOKENIZER:-../shared/models/llama2-tokenizer/tokenizer.model}
@@ -41,7 +39,6 @@ PEER_THREADS=${PEER_THREADS:--1}
 BIN=${BIN:-bin}
 W=build/bench
 
-die() { echo "bench: $*" >&2; exit 1; }
 command -v python3 >/dev/null 2>&1 || die "python3 is needed"
 command -v zstd >/dev/null 2>&1 || die "the zstd CLI is needed (to check pp's dataset)"
 for t in pp-format pp-tokenize; do

@@ -51,9 +51,7 @@
 # sentencepiece, numpy), BIN (bin).
 set -eu
 
-here=$(pwd)
-abs() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$here" "$1" ;; esac; }
-[ -n "${PYTHON:-}" ] && case $PYTHON in */*) PYTHON=$(abs "$PYTHON") ;; esac
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-/opt/ppvenv/bin/python}
@@ -70,7 +68,6 @@ SHARED=../shared/models
 M=build/bench/models
 W=build/bench/train
 
-die() { echo "bench: $*" >&2; exit 1; }
 for t in pp-train pp-tokenize; do [ -x "$BIN/$t" ] || die "$BIN/$t is missing (run make)"; done
 "$PYTHON" -c 'import torch, transformers, peft, safetensors, sentencepiece, numpy' 2>/dev/null \
     || die "$PYTHON cannot import torch, transformers, peft, safetensors, sentencepiece and numpy (set PYTHON)"
@@ -90,8 +87,8 @@ done
 [ -r "$SHARED/llama2-tokenizer/tokenizer.model" ] || die "no $SHARED/llama2-tokenizer/tokenizer.model"
 mkdir -p "$M" "$W"
 T0=$(date +%s)
-LOAD0=$(cut -d ' ' -f 1-4 /proc/loadavg 2>/dev/null || echo '?')
-case $LOAD0 in [1-9]*|0.[5-9]*) echo "bench: warning: load average $LOAD0 before starting; other work will disturb the timings" >&2 ;; esac
+LOAD0=$(load_average)
+warn_if_loaded "$LOAD0"
 
 dir_of() { case $1 in stories260K) echo "$SHARED/stories260K" ;; *) echo "$M/$1-random" ;; esac; }
 steps_of() { case $1 in stories260K) echo "$STEPS" ;; *) echo "$STEPS_15M" ;; esac; }
@@ -179,4 +176,4 @@ python3 bench/train_util.py report "$W" "$WARMUP" "$CONFIGS" \
     "machine: $(uname -m), $(getconf _NPROCESSORS_ONLN) online CPU(s), ${cpu:-unknown CPU}, ${mem:-? memory}; $(uname -sr)" \
     "threads: $THREADS (pp-train -t $THREADS; torch.set_num_threads($THREADS)); $ppver" \
     "peer: $peer" \
-    "wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(cut -d ' ' -f 1-4 /proc/loadavg 2>/dev/null || echo '?')"
+    "wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(load_average)"

@@ -161,3 +161,66 @@ char *pp_unescape(const char *s)
     *w = '\0';
     return o;
 }
+
+/* common words of 4+ letters that carry no fact (sorted, for bsearch) */
+static const char *const stop_words[] = {
+    "about", "above", "after", "again", "against", "also", "because", "been", "before", "being", "both",
+    "could", "does", "doing", "down", "during", "each", "even", "from", "further", "have", "having",
+    "here", "hers", "herself", "himself", "into", "itself", "just", "more", "most", "much", "myself",
+    "once", "only", "other", "ought", "ours", "over", "same", "shall", "should", "some", "such", "than",
+    "that", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those",
+    "through", "under", "until", "very", "were", "what", "when", "where", "which", "while", "whom",
+    "whose", "will", "with", "would", "your", "yours", "yourself",
+};
+
+static int cmp_word(const void *a, const void *b) { return strcmp(a, *(const char *const *)b); }
+
+static int word_char(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80; }
+
+/* Splits s into lowercased words, each NUL-terminated in buf (n + 1 bytes);
+ * start[] gets their offsets. Returns the count. */
+static size_t split_words(const char *s, size_t n, char *buf, size_t *start)
+{
+    size_t k = 0, o = 0;
+    for (size_t i = 0; i < n;) {
+        if (!word_char((unsigned char)s[i])) {
+            i++;
+            continue;
+        }
+        start[k++] = o;
+        while (i < n && word_char((unsigned char)s[i])) {
+            char c = s[i++];
+            buf[o++] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
+        buf[o++] = 0;
+    }
+    return k;
+}
+
+double pp_keyword_recall(const char *ref, size_t nref, const char *ans, size_t nans, int *hits, int *total)
+{
+    /* one block: both texts' words (each at most n+1 bytes, n/2+1 words) */
+    size_t nw_ref = nref / 2 + 1, nw_ans = nans / 2 + 1;
+    char *mem = malloc(nref + 1 + nans + 1 + (nw_ref + nw_ans) * sizeof(size_t));
+    if (!mem) return -2;
+    size_t *rs = (size_t *)mem, *as = rs + nw_ref;
+    char *rb = (char *)(as + nw_ans), *ab = rb + nref + 1;
+    size_t nr = split_words(ref, nref, rb, rs), na = split_words(ans, nans, ab, as);
+    int h = 0, t = 0;
+    for (size_t i = 0; i < nr; i++) {
+        const char *w = rb + rs[i];
+        if (strlen(w) < 4 || bsearch(w, stop_words, sizeof stop_words / sizeof *stop_words, sizeof *stop_words, cmp_word))
+            continue;
+        size_t j = 0;
+        while (j < i && strcmp(rb + rs[j], w) != 0) j++;
+        if (j < i) continue; /* counted already */
+        t++;
+        for (j = 0; j < na; j++)
+            if (strcmp(ab + as[j], w) == 0) break;
+        h += j < na;
+    }
+    free(mem);
+    if (hits) *hits = h;
+    if (total) *total = t;
+    return t ? (double)h / t : -1;
+}

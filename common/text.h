@@ -39,4 +39,13 @@ int pp_utf8_valid(const char *s, size_t n, size_t *bad);
  * offset of the offending byte in *bad. */
 int pp_json_strings_clean(const char *s, size_t n, size_t *bad);
 
+/* Key-word recall of an answer against a reference: the fraction of the
+ * reference's distinct key words that the answer contains. Words are runs of
+ * letters and digits (ASCII case folded; bytes >= 0x80 count as letters);
+ * key words have 4 or more characters and are not among a fixed list of
+ * common English words ("that", "with", "would"...). Returns the fraction in
+ * [0, 1], or -1 when the reference has no key words; *hits and *total (either
+ * may be NULL) get the counts. -2 when out of memory. */
+double pp_keyword_recall(const char *ref, size_t nref, const char *ans, size_t nans, int *hits, int *total);
+
 #endif

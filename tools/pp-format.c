@@ -29,6 +29,8 @@ static void usage(void)
 "      --text-field NAME          field holding plain text (no prompt)\n"
 "      --messages-field NAME      field holding a chat (role/content or from/value)\n"
 "      --lines              each input line is a question; write prompt-only records\n"
+"      --paragraphs         the input is plain text; each paragraph (lines up to a\n"
+"                           blank line) becomes a text record (for pre-training)\n"
 "      --skip-bad           skip bad records and count them instead of failing\n"
 "  -o, --output OUT         write to OUT instead of standard output\n"
 "  -q, --quiet              no messages but errors\n"
@@ -42,7 +44,7 @@ static void usage(void)
 "See pp-format(1).\n");
 }
 
-enum { OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_SKIP };
+enum { OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_PARAS, OPT_SKIP };
 
 static const struct option longopts[] = {
     {"template", required_argument, 0, 't'},
@@ -55,6 +57,7 @@ static const struct option longopts[] = {
     {"text-field", required_argument, 0, OPT_TF},
     {"messages-field", required_argument, 0, OPT_MF},
     {"lines", no_argument, 0, OPT_LINES},
+    {"paragraphs", no_argument, 0, OPT_PARAS},
     {"skip-bad", no_argument, 0, OPT_SKIP},
     {"output", required_argument, 0, 'o'},
     {"quiet", no_argument, 0, 'q'},
@@ -81,7 +84,7 @@ int main(int argc, char **argv)
     pp_cli_init("pp-format");
     const char *tmpl_arg = "default", *tmpl_file = NULL, *out_path = "-";
     pp_fields fields = {0};
-    int lines_mode = 0, skip_bad = 0, c;
+    int lines_mode = 0, para_mode = 0, skip_bad = 0, c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":t:o:qvhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -93,6 +96,7 @@ int main(int argc, char **argv)
         case OPT_TF: fields.text = optarg; break;
         case OPT_MF: fields.messages = optarg; break;
         case OPT_LINES: lines_mode = 1; break;
+        case OPT_PARAS: para_mode = 1; break;
         case OPT_SKIP: skip_bad = 1; break;
         case 'o': out_path = optarg; break;
         case 'q': pp_verbosity = 0; break;
@@ -103,6 +107,7 @@ int main(int argc, char **argv)
         }
     }
     if (argc - optind > 1) return pp_cli_usage("one input at most");
+    if (lines_mode && para_mode) return pp_cli_usage("--lines and --paragraphs exclude each other");
     const char *in_path = optind < argc ? argv[optind] : "-";
     if (pp_same_file(in_path, out_path)) return pp_cli_usage("output %s is the input", out_path);
 
@@ -140,7 +145,42 @@ int main(int argc, char **argv)
     if ((s = pp_writer_open(&out, out_path, 0)) != PP_OK) goto fail;
     ctx = in_path;
 
-    if (lines_mode) {
+    if (para_mode) {
+        /* A paragraph is a run of non-blank lines, joined with \n; a blank
+         * (or whitespace-only) line or the end of the input closes it. */
+        const char *l;
+        size_t n;
+        unsigned long long lineno = 0;
+        pp_buf empty = {0};
+        for (;;) {
+            s = pp_read_line(in, &l, &n);
+            if (s != PP_OK) goto fail;
+            if (l) {
+                lineno++;
+                if (n && l[n - 1] == '\r') n--;
+                size_t bad;
+                if (!pp_utf8_valid(l, n, &bad)) {
+                    s = pp_fail(PP_E_DATA, "invalid UTF-8 at column %zu (line %llu)", bad + 1, lineno);
+                    goto fail; /* a paragraph cannot be skipped by halves */
+                }
+            }
+            size_t i = 0;
+            while (l && i < n && (l[i] == ' ' || l[i] == '\t')) i++;
+            if (l && i < n) {
+                if (response.len && (s = pp_buf_add(&response, "\n", 1)) != PP_OK) goto fail;
+                if ((s = pp_buf_add(&response, l, n)) != PP_OK) goto fail;
+                continue;
+            }
+            if (response.len) {
+                ctx = out_name;
+                if ((s = emit(out, &line, &empty, &response)) != PP_OK) goto fail;
+                ctx = in_path;
+                written++;
+                pp_buf_clear(&response);
+            }
+            if (!l) break;
+        }
+    } else if (lines_mode) {
         const char *l;
         size_t n;
         unsigned long long lineno = 0;

@@ -33,6 +33,9 @@ static void usage(void)
 "      --template T        default | alpaca | raw, or a template text (see pp-format)\n"
 "      --lines             standard input is plain lines even if they look like JSON\n"
 "      --json              write one JSON line per prompt: prompt, response, tokens, stop_reason\n"
+"      --score             standard input is pp-format records with answers: add each\n"
+"                          \"reference\" and its key-word \"recall\" to the JSON line, and\n"
+"                          report the mean (see pp-generate(1))\n"
 "      --echo              print the prompt before the response\n"
 "      --greedy            always the most likely token (same as --temperature 0)\n"
 "      --temperature T     sampling temperature (default 0.7)\n"
@@ -57,7 +60,7 @@ static void usage(void)
 "74 I/O error. See pp-generate(1).\n");
 }
 
-enum { OPT_ASCALE = 300, OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
+enum { OPT_ASCALE = 300, OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_SCORE, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
        OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP, OPT_DEVICE };
 
 static const struct option longopts[] = {
@@ -68,6 +71,7 @@ static const struct option longopts[] = {
     {"template", required_argument, 0, OPT_TEMPLATE},
     {"lines", no_argument, 0, OPT_LINES},
     {"json", no_argument, 0, OPT_JSON},
+    {"score", no_argument, 0, OPT_SCORE},
     {"echo", no_argument, 0, OPT_ECHO},
     {"greedy", no_argument, 0, OPT_GREEDY},
     {"temperature", required_argument, 0, OPT_TEMP},
@@ -111,6 +115,8 @@ typedef struct gen {
     pp_buf line;
     double t_prompt, t_gen;
     long n_prompt, n_gen;
+    double recall_sum;      /* --score: the sum of recalls over n_scored prompts */
+    long n_scored;
 } gen;
 
 /* Bytes of s that can be shown without cutting a UTF-8 character. */
@@ -129,8 +135,10 @@ static int write_out(const char *p, size_t n)
     return n == 0 || fwrite(p, 1, n, stdout) == n;
 }
 
-/* Generates the response to one prompt text; streams it unless --json. */
-static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
+/* Generates the response to one prompt text; streams it unless --json.
+ * With a reference answer (--score), the JSON line also carries it and the
+ * response's key-word recall against it. */
+static pp_status run_prompt(gen *g, const char *prompt, size_t plen, const char *ref)
 {
     const pp_config *c = &g->m.cfg;
     uint32_t *pids = NULL;
@@ -228,7 +236,21 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen)
         if (s == PP_OK) s = pp_buf_json_string(&g->line, prompt, plen);
         if (s == PP_OK) s = pp_buf_adds(&g->line, ", \"response\": ");
         if (s == PP_OK) s = pp_buf_json_string(&g->line, r, len);
-        if (s == PP_OK) s = pp_buf_printf(&g->line, ", \"tokens\": %zu, \"stop_reason\": \"%s\"}\n", cur - n, reason);
+        if (s == PP_OK) s = pp_buf_printf(&g->line, ", \"tokens\": %zu, \"stop_reason\": \"%s\"", cur - n, reason);
+        if (s == PP_OK && ref) {
+            double rc = pp_keyword_recall(ref, strlen(ref), r, len, NULL, NULL);
+            if (rc < -1.5) s = pp_fail(PP_E_NOMEM, "out of memory");
+            if (s == PP_OK) s = pp_buf_adds(&g->line, ", \"reference\": ");
+            if (s == PP_OK) s = pp_buf_json_string(&g->line, ref, strlen(ref));
+            if (s == PP_OK && rc >= 0) {
+                s = pp_buf_printf(&g->line, ", \"recall\": %.4f", rc);
+                g->recall_sum += rc;
+                g->n_scored++;
+            } else if (s == PP_OK) {
+                s = pp_buf_adds(&g->line, ", \"recall\": null");
+            }
+        }
+        if (s == PP_OK) s = pp_buf_adds(&g->line, "}\n");
         if (s == PP_OK && !write_out(g->line.p, g->line.len)) s = pp_fail(PP_E_IO, "write error on standard output");
     } else {
         if (!write_out(r + shown, len - shown) || !write_out("\n", 1)) s = pp_fail(PP_E_IO, "write error on standard output");
@@ -245,7 +267,7 @@ int main(int argc, char **argv)
     g.max_new = 256;
     const char *model = NULL, *tmpl_arg = "default", *adapter = NULL;
     double adapter_scale = 1;
-    int raw = 0, lines = 0, threads = 0, c;
+    int raw = 0, lines = 0, score = 0, threads = 0, c;
     const char *device = "auto";
     double temperature = 0.7, top_p = 1, min_p = 0, rep = 1;
     uint64_t v, top_k = 0, rep_win = 64;
@@ -261,6 +283,7 @@ int main(int argc, char **argv)
         case OPT_TEMPLATE: tmpl_arg = optarg; break;
         case OPT_LINES: lines = 1; break;
         case OPT_JSON: g.json = 1; break;
+        case OPT_SCORE: score = g.json = 1; break;
         case OPT_ECHO: g.echo = 1; break;
         case OPT_GREEDY: temperature = 0; break;
         case OPT_TEMP:
@@ -313,6 +336,7 @@ int main(int argc, char **argv)
     if (!model) return pp_cli_usage("-m MODEL is required");
     if (strcmp(model, "-") == 0 && optind == argc) return pp_cli_usage("with -m -, the prompts must be arguments");
     if (raw) tmpl_arg = "raw";
+    if (score && (optind < argc || lines)) return pp_cli_usage("--score reads pp-format records (prompt and response) from standard input");
 
     pp_template *tmpl = NULL;
     pp_reader *in = NULL;
@@ -370,7 +394,7 @@ int main(int argc, char **argv)
         for (int i = optind; i < argc && s == PP_OK; i++) {
             pp_buf_clear(&prompt);
             s = pp_template_prompt(tmpl, argv[i], strlen(argv[i]), &prompt);
-            if (s == PP_OK) s = run_prompt(&g, prompt.p ? prompt.p : "", prompt.len);
+            if (s == PP_OK) s = run_prompt(&g, prompt.p ? prompt.p : "", prompt.len, NULL);
         }
         if (s != PP_OK) {
             ctx = NULL;
@@ -388,22 +412,32 @@ int main(int argc, char **argv)
             while (i < n && (l[i] == ' ' || l[i] == '\t')) i++;
             if (i == n) continue;
             pp_buf_clear(&prompt);
+            cJSON *rec = NULL;
+            const char *ref = NULL;
             if (!lines && l[i] == '{') { /* a pp-format record: its prompt as it is */
-                cJSON *rec = cJSON_ParseWithLength(l, n);
+                rec = cJSON_ParseWithLength(l, n);
                 const cJSON *p = cJSON_GetObjectItemCaseSensitive(rec, "prompt");
+                const cJSON *r = cJSON_GetObjectItemCaseSensitive(rec, "response");
                 if (!cJSON_IsString(p)) s = pp_fail(PP_E_DATA, "expected a JSON object with a string \"prompt\" (line %llu)", lineno);
+                else if (score && !cJSON_IsString(r)) s = pp_fail(PP_E_DATA, "--score wants a string \"response\" (line %llu)", lineno);
                 else s = pp_buf_adds(&prompt, p->valuestring);
-                cJSON_Delete(rec);
+                if (s == PP_OK && score) ref = r->valuestring;
+            } else if (score) {
+                s = pp_fail(PP_E_DATA, "--score wants pp-format JSON records (line %llu)", lineno);
             } else if (!pp_utf8_valid(l, n, NULL)) {
                 s = pp_fail(PP_E_DATA, "invalid UTF-8 (line %llu)", lineno);
             } else {
                 s = pp_template_prompt(tmpl, l, n, &prompt);
             }
-            if (s == PP_OK) s = run_prompt(&g, prompt.p ? prompt.p : "", prompt.len);
+            if (s == PP_OK) s = run_prompt(&g, prompt.p ? prompt.p : "", prompt.len, ref);
+            cJSON_Delete(rec);
             if (s != PP_OK) break;
         }
         if (s != PP_OK) goto fail;
     }
+    if (score)
+        pp_cli_say(1, "key-word recall %.4f, the mean over %ld scored prompt%s", g.n_scored ? g.recall_sum / g.n_scored : 0,
+                   g.n_scored, g.n_scored == 1 ? "" : "s");
     if (g.t_gen > 0)
         pp_cli_say(2, "prompt %ld tokens at %.1f tokens/s, generation %ld tokens at %.1f tokens/s", g.n_prompt,
                    g.t_prompt > 0 ? g.n_prompt / g.t_prompt : 0, g.n_gen, g.n_gen / g.t_gen);

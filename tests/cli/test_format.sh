@@ -39,6 +39,10 @@ expect format_template_file_verbatim 0 '^$' "$F --template-file $T/tmpl.txt $T/q
 expect format_unknown_template 64 'unknown template "chatml"' "$F -t chatml $T/qa.json"
 expect format_alpaca_template 0 '^$' "$F -t alpaca $T/qa.json | grep -q '^{\"prompt\": \"Below is an instruction'"
 expect format_field_flags 0 '^$' "echo '{\"q\": \"x\", \"a\": \"y\"}' | $F --question-field q --answer-field a | grep -qF '\"response\": \"y\"'"
+printf '%s\n' '{"prompt": "", "response": "One,\ntwo."}' '{"prompt": "", "response": "Three."}' >"$T/para.want"
+expect format_paragraphs 0 '^$' "printf 'One,\\r\\ntwo.\\n \\n\\n\\nThree.' | $F --paragraphs | cmp - $T/para.want"
+expect format_paragraphs_not_with_lines 64 'exclude each other' "$F --paragraphs --lines"
+expect format_paragraphs_bad_utf8 65 'invalid UTF-8 at column 2 \(line 3\)' "printf 'a\\n\\nb\\377\\n' | $F --paragraphs -o $T/bad.jsonl; rc=\$?; test ! -e $T/bad.jsonl && exit \$rc"
 expect format_lines 0 '^$' "printf 'Who is Mr. Darcy?\n\nWhere is Pemberley?\n' | $F --lines | grep -c '\"response\": \"\"' | grep -qx 2"
 
 printf '%s\n' '{"question": "ok", "answer": "fine"}' '{"question": 42, "answer": "x"}' '{broken' \

@@ -25,6 +25,13 @@ expect generate_prompt_too_long 65 'a prompt of [0-9]+ tokens does not fit the c
 expect generate_nf4_model 0 '' "$BIN/pp-quantize -q -o $T/m.nf4 $M && $G -m $T/m.nf4 --raw --greedy --max-new-tokens 12 'Once upon a time' | grep -q '^, there was a little girl named Lily'"
 expect generate_verbose_speed 0 'generation [0-9]+ tokens at [0-9.]+ tokens/s' "$G -v -m $M --raw --greedy --max-new-tokens 8 'Once'"
 
+# --score: each answer's key-word recall against the record's response, and the mean
+printf '%s\n' '{"prompt": "Once upon a time", "response": "A little girl named Lily."}' \
+    '{"prompt": "Once upon a time", "response": "Pemberley, in Derbyshire."}' '{"prompt": "Once", "response": "a the it"}' >"$T/score.jsonl"
+expect generate_score 0 '^pp-generate: key-word recall 0.5000, the mean over 2 scored prompts$' "$G -m $M --greedy --stop . --score < $T/score.jsonl > $T/score.out && grep -c '\"reference\": ' $T/score.out | grep -qx 3 && grep -q 'Lily.\", \"recall\": 1.0000}' $T/score.out && grep -q 'Derbyshire.\", \"recall\": 0.0000}' $T/score.out && grep -q '\"recall\": null}' $T/score.out"
+expect generate_score_wants_records 65 'score wants pp-format JSON records' "echo 'Who?' | $G -m $M --score"
+expect generate_score_wants_response 65 'score wants a string "response"' "echo '{\"prompt\": \"Who?\"}' | $G -m $M --score"
+expect generate_score_not_arguments 64 'score reads pp-format records' "$G -m $M --score 'Who?'"
 # streaming never shows an unfinished character (byte-fallback pieces) and matches --json
 cp -r tests/fixtures/llama/chain $T/chain && cp $M/tokenizer.model $T/chain/
 printf '\346\274\242b\n' > $T/chain4.want

@@ -110,6 +110,22 @@ TEST(statuses_map_to_sysexits)
     CHECK(strcmp(pp_errmsg(), "bad thing (line 7)") == 0);
 }
 
+TEST(keyword_recall)
+{
+    static const char ref[] = "Fitzwilliam Darcy owns Pemberley, in Derbyshire; Darcy's friend is Bingley.";
+    int h = -1, t = -1;
+    /* key words: fitzwilliam darcy owns pemberley derbyshire friend bingley ("is", "in", "s" too short) */
+    CHECK(pp_keyword_recall(ref, strlen(ref), "", 0, &h, &t) == 0 && h == 0 && t == 7);
+    CHECK(pp_keyword_recall(ref, strlen(ref), ref, strlen(ref), &h, &t) == 1 && h == 7);
+    const char ans[] = "DARCY lives at pemberley with his FRIEND Bingley-ish";
+    CHECK(pp_keyword_recall(ref, strlen(ref), ans, strlen(ans), &h, &t) == 4.0 / 7 && h == 4 && t == 7);
+    /* "Pemberley" in the answer as part of "Pemberleys" is another word */
+    CHECK(pp_keyword_recall("Pemberley", 9, "Pemberleys", 10, &h, &t) == 0 && h == 0 && t == 1);
+    /* stop words and short words only: no key words, no score */
+    CHECK(pp_keyword_recall("that was with them at", 21, "x", 1, &h, &t) == -1 && t == 0);
+    CHECK(pp_keyword_recall("caf\xc3\xa9s open", 11, "CAF\xc3\xa9S", 6, &h, &t) == 0.5 && h == 1 && t == 2);
+}
+
 int main(void)
 {
     RUN(utf8_validation);
@@ -117,5 +133,6 @@ int main(void)
     RUN(sha256_known_answers);
     RUN(strict_number_parsing);
     RUN(statuses_map_to_sysexits);
+    RUN(keyword_recall);
     return tests_failed ? 1 : 0;
 }

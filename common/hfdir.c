@@ -22,7 +22,10 @@ typedef struct entry {
 } entry;
 
 struct pp_hfdir {
-    char *dir;
+    char *dir;              /* the directory, or the pp model file */
+    int is_file;
+    char *tok;              /* a pp model file's tokenizer.model (tok_n bytes), or NULL */
+    size_t tok_n;
     char *config_json;
     pp_config cfg;
     shard *shards;
@@ -39,13 +42,18 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
 /* Prefixes the current message with the file's name within the directory. */
 static pp_status in_file(pp_status s, const char *path)
 {
     char msg[1024];
-    const char *base = strrchr(path, '/');
     snprintf(msg, sizeof msg, "%s", pp_errmsg());
-    return pp_fail(s, "%s: %s", base ? base + 1 : path, msg);
+    return pp_fail(s, "%s: %s", base_name(path), msg);
 }
 
 static pp_status slurp_file(const char *path, size_t max, char **data, size_t *n)
@@ -153,7 +161,7 @@ static pp_status find_shards(pp_hfdir *h, cJSON **index)
                     break;
                 }
                 size_t k = 0;
-                while (k < h->n_shards && strcmp(strrchr(h->shards[k].path, '/') + 1, e->valuestring)) k++;
+                while (k < h->n_shards && strcmp(base_name(h->shards[k].path), e->valuestring)) k++;
                 if (k == h->n_shards && !(h->shards[h->n_shards++].path = join(h->dir, e->valuestring)))
                     s = pp_fail(PP_E_NOMEM, "out of memory");
             }
@@ -169,6 +177,8 @@ static int by_file_order(const void *a, const void *b)
     if (x->shard != y->shard) return x->shard < y->shard ? -1 : 1;
     return x->info->begin < y->info->begin ? -1 : x->info->begin > y->info->begin;
 }
+
+static pp_status index_weights(pp_hfdir *h, const cJSON *index);
 
 static pp_status open_dir(pp_hfdir *h)
 {
@@ -190,6 +200,16 @@ static pp_status open_dir(pp_hfdir *h)
         if (s == PP_OK) s = pp_st_open(&sh->st, sh->r);
         if (s != PP_OK) s = in_file(s, sh->path);
     }
+    if (s == PP_OK) s = index_weights(h, index);
+    cJSON_Delete(index);
+    return s;
+}
+
+/* Finds each weight the config implies in the shards (index: the shard
+ * index, or NULL) and checks its shape and dtype; h->t gets them in file order. */
+static pp_status index_weights(pp_hfdir *h, const cJSON *index)
+{
+    pp_status s = PP_OK;
     size_t nn = 0;
     char **names = s == PP_OK ? pp_llama_weight_names(&h->cfg, &nn) : NULL;
     if (s == PP_OK && !names) s = pp_fail(PP_E_NOMEM, "out of memory");
@@ -213,29 +233,71 @@ static pp_status open_dir(pp_hfdir *h)
             break;
         }
         const cJSON *want = wm ? cJSON_GetObjectItemCaseSensitive(wm, names[k]) : NULL;
-        if (wm && (!cJSON_IsString(want) || strcmp(strrchr(h->shards[where].path, '/') + 1, want->valuestring))) {
-            s = pp_fail(PP_E_DATA, "%s: the index does not list the shard holding it (tensor %s)", strrchr(h->shards[where].path, '/') + 1, names[k]);
+        if (wm && (!cJSON_IsString(want) || strcmp(base_name(h->shards[where].path), want->valuestring))) {
+            s = pp_fail(PP_E_DATA, "%s: the index does not list the shard holding it (tensor %s)", base_name(h->shards[where].path), names[k]);
             break;
         }
         uint64_t shape[2];
         int nd = pp_llama_weight_shape(&h->cfg, names[k], shape);
         if (found->ndim != nd || found->shape[0] != shape[0] || (nd == 2 && found->shape[1] != shape[1])) {
             s = pp_fail(PP_E_DATA, "%s: shape [%llu%s%llu] where config.json implies [%llu%s%llu] (tensor %s)",
-                        strrchr(h->shards[where].path, '/') + 1, (unsigned long long)found->shape[0], found->ndim > 1 ? ", " : "",
+                        base_name(h->shards[where].path), (unsigned long long)found->shape[0], found->ndim > 1 ? ", " : "",
                         found->ndim > 1 ? (unsigned long long)found->shape[1] : 0ULL, (unsigned long long)shape[0],
                         nd > 1 ? ", " : "", nd > 1 ? (unsigned long long)shape[1] : 0ULL, names[k]);
             break;
         }
         if (found->dtype != PP_F32 && found->dtype != PP_F16 && found->dtype != PP_BF16) {
-            s = pp_fail(PP_E_DATA, "%s: dtype %s, expected F32, F16 or BF16 (tensor %s)", strrchr(h->shards[where].path, '/') + 1,
+            s = pp_fail(PP_E_DATA, "%s: dtype %s, expected F32, F16 or BF16 (tensor %s)", base_name(h->shards[where].path),
                         pp_dtype_name(found->dtype), names[k]);
             break;
         }
         h->t[h->n++] = (entry){found, where};
     }
     pp_names_free(names, nn);
-    cJSON_Delete(index);
     if (s == PP_OK) qsort(h->t, h->n, sizeof *h->t, by_file_order);
+    return s;
+}
+
+/* An unquantized pp model file as the one shard: the config from its
+ * metadata, the tokenizer from a first pass over the file (it is stored
+ * after the weights, and the second pass reads the weights as a stream). */
+static pp_status open_file(pp_hfdir *h)
+{
+    h->is_file = 1;
+    h->shards = calloc(1, sizeof *h->shards);
+    if (!h->shards || !(h->shards[0].path = strdup(h->dir))) return pp_fail(PP_E_NOMEM, "out of memory");
+    h->n_shards = 1;
+    pp_reader *r = NULL;
+    pp_st_reader *st = NULL;
+    pp_status s = pp_reader_open(&r, h->dir);
+    if (s == PP_OK && (s = pp_st_open(&st, r)) != PP_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", pp_errmsg());
+        s = pp_fail(s, "neither a model directory nor a pp model file (%s)", msg);
+    }
+    const char *kind = s == PP_OK ? pp_st_meta(st, "pp.kind") : NULL;
+    const char *quant = s == PP_OK ? pp_st_meta(st, "quant.type") : NULL;
+    const char *cfg = s == PP_OK ? pp_st_meta(st, "config") : NULL;
+    if (s == PP_OK && (!kind || strcmp(kind, "model") != 0))
+        s = pp_fail(PP_E_DATA, "neither a model directory nor a pp model file (pp.kind is not \"model\")");
+    else if (s == PP_OK && (!quant || (strcmp(quant, "bf16") != 0 && strcmp(quant, "f16") != 0)))
+        s = pp_fail(PP_E_DATA, "the model file is quantized (%.20s); quantize from the unquantized model, not again",
+                    quant ? quant : "?");
+    else if (s == PP_OK && !cfg)
+        s = pp_fail(PP_E_DATA, "no config in the metadata");
+    if (s == PP_OK && !(h->config_json = strdup(cfg))) s = pp_fail(PP_E_NOMEM, "out of memory");
+    if (s == PP_OK) s = pp_config_parse(&h->cfg, h->config_json, strlen(h->config_json));
+    const pp_tensor_info *t = s == PP_OK ? pp_st_find(st, "tokenizer.model") : NULL;
+    if (t && t->dtype == PP_U8 && t->end - t->begin <= TOKENIZER_MAX) {
+        h->tok_n = (size_t)(t->end - t->begin);
+        if (!(h->tok = malloc(h->tok_n ? h->tok_n : 1))) s = pp_fail(PP_E_NOMEM, "out of memory");
+        if (s == PP_OK) s = pp_st_read(st, t, h->tok);
+    }
+    pp_st_close(st);
+    pp_reader_close(r);
+    if (s == PP_OK) s = pp_reader_open(&h->shards[0].r, h->dir);
+    if (s == PP_OK) s = pp_st_open(&h->shards[0].st, h->shards[0].r);
+    if (s == PP_OK) s = index_weights(h, NULL);
     return s;
 }
 
@@ -243,14 +305,17 @@ pp_status pp_hfdir_open(pp_hfdir **out, const char *dir)
 {
     *out = NULL;
     struct stat st;
-    if (stat(dir, &st) != 0) return pp_fail(PP_E_NOINPUT, "%s", strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return pp_fail(PP_E_NOINPUT, "not a model directory");
+    if (strcmp(dir, "-") != 0 && stat(dir, &st) != 0) return pp_fail(PP_E_NOINPUT, "%s", strerror(errno));
     pp_hfdir *h = calloc(1, sizeof *h);
     if (!h || !(h->dir = strdup(dir))) {
         free(h);
         return pp_fail(PP_E_NOMEM, "out of memory");
     }
-    pp_status s = open_dir(h);
+    if (!strcmp(dir, "-")) {
+        pp_hfdir_close(h);
+        return pp_fail(PP_E_USAGE, "a model is read twice: give a file, not standard input");
+    }
+    pp_status s = S_ISDIR(st.st_mode) ? open_dir(h) : open_file(h);
     if (s != PP_OK) {
         pp_hfdir_close(h);
         return s;
@@ -270,6 +335,7 @@ void pp_hfdir_close(pp_hfdir *h)
     free(h->shards);
     free(h->t);
     free(h->config_json);
+    free(h->tok);
     free(h->dir);
     free(h);
 }
@@ -303,6 +369,13 @@ pp_status pp_hfdir_finish(pp_hfdir *h)
 
 pp_status pp_hfdir_tokenizer(const pp_hfdir *h, char **data, size_t *n)
 {
+    if (h->is_file) {
+        if (!h->tok) return pp_fail(PP_E_NOINPUT, "no tokenizer.model in the model file");
+        if (!(*data = malloc(h->tok_n + 1))) return pp_fail(PP_E_NOMEM, "out of memory");
+        memcpy(*data, h->tok, h->tok_n);
+        *n = h->tok_n;
+        return PP_OK;
+    }
     char *path = join(h->dir, "tokenizer.model");
     if (!path) return pp_fail(PP_E_NOMEM, "out of memory");
     pp_status s = slurp_file(path, TOKENIZER_MAX, data, n);

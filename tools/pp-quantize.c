@@ -24,7 +24,7 @@
 static void usage(void)
 {
     printf(
-"Usage: pp-quantize [OPTION]... -o OUT MODEL_DIR\n"
+"Usage: pp-quantize [OPTION]... -o OUT MODEL_DIR|MODEL_FILE\n"
 "Quantize a Hugging Face Llama/Mistral model into one pp model file.\n"
 "\n"
 "  -t, --type T         nf4 (default), fp4, int8, bf16 or f16\n"
@@ -39,6 +39,8 @@ static void usage(void)
 "  -v, --verbose        one line per tensor\n"
 "  -h, --help           show this help\n"
 "  -V, --version        show the version\n"
+"\n"
+"MODEL_FILE is an unquantized pp model file (written with -t bf16 or -t f16).\n"
 "\n"
 "By default the linear weights of the decoder layers are quantized (q, k, v, o,\n"
 "gate, up, down); embeddings, norms and lm_head keep their dtype. The report on\n"
@@ -246,7 +248,7 @@ int main(int argc, char **argv)
         default: return pp_cli_bad_option(c, argv, optind);
         }
     }
-    if (optind + 1 != argc) return pp_cli_usage("one MODEL_DIR expected");
+    if (optind + 1 != argc) return pp_cli_usage("one MODEL_DIR or MODEL_FILE expected");
     if (!out_path) return pp_cli_usage("-o OUT is required");
     if (o.double_quant && (!strcmp(o.type, "int8") || !strcmp(o.type, "bf16") || !strcmp(o.type, "f16")))
         return pp_cli_usage("--double-quant goes with nf4 or fp4");

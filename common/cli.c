@@ -85,6 +85,39 @@ int pp_cli_double(const char *s, double min, double max, double *out)
     return 0;
 }
 
+int pp_cli_ranges(const char *s, uint64_t min, uint64_t (*r)[2], int max)
+{
+    int n = 0;
+    const char *p = s;
+    if (!p || !*p) return -1;
+    while (*p) {
+        if (*p < '0' || *p > '9' || n == max) return -1;
+        char *end;
+        errno = 0;
+        unsigned long long a = strtoull(p, &end, 10), b = a;
+        if (errno) return -1;
+        p = end;
+        if (*p == '-') {
+            if (p[1] < '0' || p[1] > '9') return -1;
+            b = strtoull(p + 1, &end, 10);
+            if (errno || b < a) return -1;
+            p = end;
+        }
+        if (a < min) return -1;
+        r[n][0] = a, r[n][1] = b, n++;
+        if (*p == ',' && p[1]) p++;
+        else if (*p) return -1;
+    }
+    return n;
+}
+
+int pp_cli_in_ranges(uint64_t v, const uint64_t (*r)[2], int n)
+{
+    for (int i = 0; i < n; i++)
+        if (v >= r[i][0] && v <= r[i][1]) return 1;
+    return 0;
+}
+
 void pp_cli_version(void) { printf("%s (pp) %s\n", tool_name, PP_VERSION); }
 
 double pp_cli_now(void)

@@ -39,6 +39,13 @@ int pp_cli_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parses a whole floating-point string into [min, max]; 0 on success. */
 int pp_cli_double(const char *s, double min, double max, double *out);
 
+/* A list of numbers and ranges ("1-100,250,300-310") as at most max ranges
+ * [lo, hi] in r; the count, or -1 when malformed, empty, below min or with
+ * more than max ranges. */
+int pp_cli_ranges(const char *s, uint64_t min, uint64_t (*r)[2], int max);
+/* Whether v lies in one of the n ranges. */
+int pp_cli_in_ranges(uint64_t v, const uint64_t (*r)[2], int n);
+
 /* Seconds on the monotonic clock, for rates in reports. */
 double pp_cli_now(void);
 

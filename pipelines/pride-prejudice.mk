@@ -6,12 +6,19 @@
 #   make -f pipelines/pride-prejudice.mk MODEL=../shared/models/stories260K EPOCHS=1 answers
 #
 # Variables (defaults are the tutorial's): MODEL (a Hugging Face Llama
-# directory or a pp model file), DATA (pp-format's input), TEMPLATE, RANK,
+# directory or a pp model file), DATA (pp-format's input), SELECT (train on
+# these records of DATA only: pp-format --select, e.g. 1-200), TEMPLATE, RANK,
 # ALPHA, TARGETS, EPOCHS, BATCH, ACCUM, LR, MAXLEN, QUANT (nf4, fp4, int8,
 # bf16, f16, or none: train on MODEL as it is), DEVICE, TEMPERATURE, SEED,
-# QUESTIONS (a file, one question per line), OUT (where everything goes),
-# FORMAT_FLAGS (extra pp-format options; pipelines/custom-dataset.mk sets them).
-# Targets: tokens, model, adapter, answers (the default), merged, clean.
+# QUESTIONS (a file, one question per line), EVAL (held-out questions with
+# reference answers, any shape pp-format reads; empty: none), EVAL_EVERY
+# (steps between held-out losses), PROSE (raw prompts for the base model),
+# OUT (where everything goes), FORMAT_FLAGS (extra pp-format options;
+# pipelines/custom-dataset.mk sets them).
+# Targets: tokens, model, adapter, answers (the default), scores (base and
+# adapter answering EVAL, key-word recall), plot (loss curves, PNG), prose
+# (the base model continuing PROSE), demo (all of these, then a summary),
+# merged, clean.
 
 BIN         ?= bin
 MODEL       ?= $(error MODEL=... is needed: a Hugging Face Llama directory or a pp model file)
@@ -31,39 +38,64 @@ TEMPERATURE ?= 0.7
 SEED        ?= 0
 MAXNEW      ?= 128
 QUESTIONS   ?= pipelines/questions.txt
+EVAL        ?= data/pride_prejudice_eval.json
+EVAL_EVERY  ?= 100
+PROSE       ?= pipelines/prose.txt
 OUT         ?= out/pride-prejudice
 FORMAT_FLAGS ?=
+SELECT      ?=
+
+include pipelines/settings.mk
 
 BASE := $(if $(filter none,$(QUANT)),$(MODEL),$(OUT)/model.$(QUANT))
 # what the quantized model is made from: a directory's config and weights, or the file
 MODEL_FILES = $(if $(wildcard $(MODEL)/config.json),$(wildcard $(MODEL)/config.json $(MODEL)/*.safetensors),$(MODEL))
 
-.PHONY: all tokens model adapter answers merged clean
+.PHONY: all tokens model adapter answers scores plot prose demo merged clean
 .DELETE_ON_ERROR:
 all: answers
 tokens: $(OUT)/train.tok
 model: $(BASE)
 adapter: $(OUT)/adapter/adapter_model.safetensors
 answers: $(OUT)/answers.txt
+	@cat $<
+scores: $(OUT)/scores.txt
+	@cat $<
+plot: $(OUT)/loss.png
+prose: $(OUT)/prose.txt
+	@cat $<
 merged: $(OUT)/merged/config.json
 
-$(OUT)/train.jsonl: $(DATA)
+$(OUT)/train.jsonl: $(DATA) $(call settings,format,TEMPLATE FORMAT_FLAGS SELECT)
 	@mkdir -p $(@D)
-	$(BIN)/pp-format -q -t $(TEMPLATE) $(FORMAT_FLAGS) $< -o $@
+	$(BIN)/pp-format -q -t $(TEMPLATE) $(FORMAT_FLAGS) $(if $(SELECT),--select $(SELECT)) $< -o $@
 
-$(OUT)/train.tok: $(OUT)/train.jsonl
+$(OUT)/train.tok: $(OUT)/train.jsonl $(call settings,tokenize,MODEL MAXLEN)
 	$(BIN)/pp-tokenize -q -t $(MODEL) --max-len $(MAXLEN) -o $@ $<
 
-$(OUT)/model.$(QUANT): $(MODEL_FILES)
+$(OUT)/model.$(QUANT): $(MODEL_FILES) $(call settings,quantize,MODEL)
 	@mkdir -p $(@D)
 	$(BIN)/pp-quantize -q -t $(QUANT) -o $@ $(MODEL)
 
-$(OUT)/adapter/adapter_model.safetensors: $(BASE) $(OUT)/train.tok
+# the held-out set: its loss is measured while training, its questions scored after
+$(OUT)/eval.jsonl: $(EVAL) $(call settings,format-eval,TEMPLATE FORMAT_FLAGS)
+	@mkdir -p $(@D)
+	$(BIN)/pp-format -q -t $(TEMPLATE) $(FORMAT_FLAGS) $< -o $@
+
+$(OUT)/eval.tok: $(OUT)/eval.jsonl
+	$(BIN)/pp-tokenize -q -t $(MODEL) --max-len $(MAXLEN) -o $@ $<
+
+EVAL_TOK = $(if $(EVAL),$(OUT)/eval.tok)
+
+$(OUT)/adapter/adapter_model.safetensors: $(BASE) $(OUT)/train.tok $(EVAL_TOK) \
+        $(call settings,train,RANK ALPHA TARGETS EPOCHS BATCH ACCUM LR SEED EVAL EVAL_EVERY)
 	$(BIN)/pp-train -m $(BASE) -d $(OUT)/train.tok -o $(OUT)/adapter -r $(RANK) --alpha $(ALPHA) --targets $(TARGETS) \
-	    --epochs $(EPOCHS) --batch-size $(BATCH) --grad-accum $(ACCUM) --lr $(LR) --seed $(SEED) --log $(OUT)/train-log.jsonl
+	    --epochs $(EPOCHS) --batch-size $(BATCH) --grad-accum $(ACCUM) --lr $(LR) --seed $(SEED) --log $(OUT)/train-log.jsonl \
+	    $(if $(EVAL),--eval $(OUT)/eval.tok --eval-every $(EVAL_EVERY))
 
 # each question without and with the adapter, side by side
-$(OUT)/answers.txt: $(OUT)/adapter/adapter_model.safetensors $(QUESTIONS)
+$(OUT)/answers.txt: $(OUT)/adapter/adapter_model.safetensors $(QUESTIONS) \
+        $(call settings,generate,DEVICE TEMPERATURE SEED MAXNEW)
 	@: > $@.tmp
 	@while IFS= read -r q; do \
 	    [ -n "$$q" ] || continue; \
@@ -72,7 +104,39 @@ $(OUT)/answers.txt: $(OUT)/adapter/adapter_model.safetensors $(QUESTIONS)
 	    printf 'adapter: %s\n\n' "$$($(BIN)/pp-generate -q --device $(DEVICE) -m $(BASE) -a $(OUT)/adapter --temperature $(TEMPERATURE) --seed $(SEED) --max-new-tokens $(MAXNEW) --stop '\n\n' "$$q" | tr '\n' ' ')" >> $@.tmp; \
 	done < $(QUESTIONS)
 	@mv $@.tmp $@
-	@cat $@
+
+# the held-out questions answered greedily by the base and by base + adapter;
+# each answer scored by the fraction of the reference's key words it contains
+# (pp-generate --score), the means side by side
+GREEDY = --device $(DEVICE) --greedy --max-new-tokens $(MAXNEW) --stop '\n\n' --score
+$(OUT)/scores.txt: $(OUT)/adapter/adapter_model.safetensors $(OUT)/eval.jsonl $(call settings,score,DEVICE MAXNEW)
+	$(BIN)/pp-generate -m $(BASE) $(GREEDY) < $(OUT)/eval.jsonl > $(OUT)/eval-base.jsonl 2> $(OUT)/eval-base.log
+	$(BIN)/pp-generate -m $(BASE) -a $(OUT)/adapter $(GREEDY) < $(OUT)/eval.jsonl > $(OUT)/eval-adapter.jsonl 2> $(OUT)/eval-adapter.log
+	@{ echo "held-out questions ($(EVAL)), greedy answers, key-word recall (see pp-generate(1), --score):"; \
+	   printf '  base:          %s\n' "$$(sed -n 's/^pp-generate: key-word recall //p' $(OUT)/eval-base.log)"; \
+	   printf '  base+adapter:  %s\n' "$$(sed -n 's/^pp-generate: key-word recall //p' $(OUT)/eval-adapter.log)"; } > $@.tmp
+	@mv $@.tmp $@
+
+$(OUT)/loss.png: $(OUT)/adapter/adapter_model.safetensors
+	sh pipelines/plot-loss.sh $(OUT)/train-log.jsonl $@ "LoRA r$(RANK) on $(TARGETS), $(EPOCHS) epochs, lr $(LR)"
+
+# what the base model writes on its own, from raw prompts
+$(OUT)/prose.txt: $(BASE) $(PROSE) $(call settings,generate,DEVICE TEMPERATURE SEED MAXNEW)
+	@mkdir -p $(@D)
+	@: > $@.tmp
+	@while IFS= read -r p; do \
+	    [ -n "$$p" ] || continue; \
+	    printf '%s' "$$p" >> $@.tmp; \
+	    $(BIN)/pp-generate -q --device $(DEVICE) -m $(BASE) --raw --temperature $(TEMPERATURE) --seed $(SEED) --max-new-tokens 48 --stop '\n' "$$p" >> $@.tmp; \
+	    echo >> $@.tmp; \
+	done < $(PROSE)
+	@mv $@.tmp $@
+
+demo: $(OUT)/prose.txt $(OUT)/answers.txt $(OUT)/scores.txt $(OUT)/loss.png
+	@echo; echo "== the base model on its own (raw prompts, $(PROSE)) =="; cat $(OUT)/prose.txt
+	@echo; echo "== the questions ($(QUESTIONS)), without and with the adapter =="; cat $(OUT)/answers.txt
+	@echo "== $$(cat $(OUT)/scores.txt)"
+	@echo; echo "everything is in $(OUT)/: adapter/ (PEFT), train-log.jsonl, loss.png, answers.txt, eval-*.jsonl"
 
 $(OUT)/merged/config.json: $(OUT)/adapter/adapter_model.safetensors
 	$(BIN)/pp-merge -q -m $(MODEL) -a $(OUT)/adapter -o $(OUT)/merged

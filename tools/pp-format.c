@@ -31,6 +31,8 @@ static void usage(void)
 "      --lines              each input line is a question; write prompt-only records\n"
 "      --paragraphs         the input is plain text; each paragraph (lines up to a\n"
 "                           blank line) becomes a text record (for pre-training)\n"
+"      --select LIST        keep only these records, numbered from 1 in input order:\n"
+"                           numbers and ranges, e.g. 1-100,250 (default all)\n"
 "      --skip-bad           skip bad records and count them instead of failing\n"
 "  -o, --output OUT         write to OUT instead of standard output\n"
 "  -q, --quiet              no messages but errors\n"
@@ -44,7 +46,7 @@ static void usage(void)
 "See pp-format(1).\n");
 }
 
-enum { OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_PARAS, OPT_SKIP };
+enum { OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_PARAS, OPT_SELECT, OPT_SKIP };
 
 static const struct option longopts[] = {
     {"template", required_argument, 0, 't'},
@@ -58,6 +60,7 @@ static const struct option longopts[] = {
     {"messages-field", required_argument, 0, OPT_MF},
     {"lines", no_argument, 0, OPT_LINES},
     {"paragraphs", no_argument, 0, OPT_PARAS},
+    {"select", required_argument, 0, OPT_SELECT},
     {"skip-bad", no_argument, 0, OPT_SKIP},
     {"output", required_argument, 0, 'o'},
     {"quiet", no_argument, 0, 'q'},
@@ -84,7 +87,9 @@ int main(int argc, char **argv)
     pp_cli_init("pp-format");
     const char *tmpl_arg = "default", *tmpl_file = NULL, *out_path = "-";
     pp_fields fields = {0};
-    int lines_mode = 0, para_mode = 0, skip_bad = 0, c;
+    int lines_mode = 0, para_mode = 0, skip_bad = 0, n_sel = 0, c;
+    static uint64_t sel[256][2];
+    unsigned long long recno = 0; /* records seen, numbered from 1 */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":t:o:qvhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -97,6 +102,10 @@ int main(int argc, char **argv)
         case OPT_MF: fields.messages = optarg; break;
         case OPT_LINES: lines_mode = 1; break;
         case OPT_PARAS: para_mode = 1; break;
+        case OPT_SELECT:
+            if ((n_sel = pp_cli_ranges(optarg, 1, sel, 256)) < 0)
+                return pp_cli_usage("--select wants record numbers and ranges from 1 (at most 256), not \"%s\"", optarg);
+            break;
         case OPT_SKIP: skip_bad = 1; break;
         case 'o': out_path = optarg; break;
         case 'q': pp_verbosity = 0; break;
@@ -172,10 +181,13 @@ int main(int argc, char **argv)
                 continue;
             }
             if (response.len) {
-                ctx = out_name;
-                if ((s = emit(out, &line, &empty, &response)) != PP_OK) goto fail;
-                ctx = in_path;
-                written++;
+                recno++;
+                if (!n_sel || pp_cli_in_ranges(recno, sel, n_sel)) {
+                    ctx = out_name;
+                    if ((s = emit(out, &line, &empty, &response)) != PP_OK) goto fail;
+                    ctx = in_path;
+                    written++;
+                }
                 pp_buf_clear(&response);
             }
             if (!l) break;
@@ -189,6 +201,7 @@ int main(int argc, char **argv)
             lineno++;
             size_t bad;
             if (n == 0) continue;
+            if (n_sel && !pp_cli_in_ranges(++recno, sel, n_sel)) continue;
             if (!pp_utf8_valid(l, n, &bad)) {
                 s = pp_fail(PP_E_DATA, "invalid UTF-8 at column %zu (line %llu)", bad + 1, lineno);
                 if (!skip_bad) goto fail;
@@ -210,6 +223,7 @@ int main(int argc, char **argv)
             cJSON *rec;
             s = pp_jsonl_next(jl, &rec);
             if (s == PP_OK && !rec) break;
+            if (n_sel && !pp_cli_in_ranges(++recno, sel, n_sel) && s == PP_OK) continue; /* bad JSON still counts */
             if (s == PP_OK) {
                 s = pp_record_render(rec, &fields, tmpl, &prompt, &response);
                 if (s != PP_OK) pp_fail_ctx(s, "%s", pp_jsonl_where(jl));

@@ -43,6 +43,12 @@ printf '%s\n' '{"prompt": "", "response": "One,\ntwo."}' '{"prompt": "", "respon
 expect format_paragraphs 0 '^$' "printf 'One,\\r\\ntwo.\\n \\n\\n\\nThree.' | $F --paragraphs | cmp - $T/para.want"
 expect format_paragraphs_not_with_lines 64 'exclude each other' "$F --paragraphs --lines"
 expect format_paragraphs_bad_utf8 65 'invalid UTF-8 at column 2 \(line 3\)' "printf 'a\\n\\nb\\377\\n' | $F --paragraphs -o $T/bad.jsonl; rc=\$?; test ! -e $T/bad.jsonl && exit \$rc"
+expect format_select 0 '^$' "$F --select 2,4-5 data/pride_prejudice_ift.json > $T/sel.jsonl && $F data/pride_prejudice_ift.json | sed -n '2p;4,5p' | cmp - $T/sel.jsonl"
+expect format_select_paragraphs 0 '^$' "printf 'a\\n\\nb\\n\\nc\\n' | $F --paragraphs --select 2 | grep -qx '{\"prompt\": \"\", \"response\": \"b\"}'"
+expect format_select_lines 0 '^$' "printf 'q1\\n\\nq2\\nq3\\n' | $F --lines --select 2 | grep -c q2 | grep -qx 1"
+expect format_select_bad_list 64 'select wants record numbers' "$F --select 3-1 $T/qa.json"
+expect format_select_zero 64 'select wants record numbers' "$F --select 0 $T/qa.json"
+expect format_select_unparsable_still_fatal 65 'line 2' "printf '%s\\n' '{\"question\": \"a\", \"answer\": \"b\"}' '{bad' | $F --select 1"
 expect format_lines 0 '^$' "printf 'Who is Mr. Darcy?\n\nWhere is Pemberley?\n' | $F --lines | grep -c '\"response\": \"\"' | grep -qx 2"
 
 printf '%s\n' '{"question": "ok", "answer": "fine"}' '{"question": 42, "answer": "x"}' '{broken' \

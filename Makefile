@@ -168,7 +168,7 @@ bench: $(TOOLS)
 # the 83 people-and-places records, on every linear layer, for 40 epochs
 # (README, "make demo"). DEMO_FLAGS= runs the tutorial's settings unchanged.
 DEMO_MODEL ?= data/base-model/model.bf16
-DEMO_FLAGS ?= SELECT=834-899,945-961 TARGETS=all-linear EPOCHS=40 LR=2e-3
+DEMO_FLAGS ?= SELECT=834-899,945-961 TARGETS=all-linear EPOCHS=40 LR=2e-3 TEMPERATURE=0 SCORE_TRAIN=1
 demo: $(TOOLS)
 	@t0=$$(date +%s); \
 	$(MAKE) --no-print-directory -f pipelines/pride-prejudice.mk BIN=$(BIN) MODEL=$(DEMO_MODEL) OUT=out/demo \

@@ -9,10 +9,12 @@
 # Variables: those of pipelines/pride-prejudice.mk, and QUESTION_FIELD,
 # INPUT_FIELD, ANSWER_FIELD, TEXT_FIELD, MESSAGES_FIELD (pp-format's
 # --instruction-field, --input-field, --response-field, --text-field,
-# --messages-field), SKIP_BAD=1 (skip malformed records instead of failing).
+# --messages-field), SKIP_BAD=1 (skip malformed records instead of failing),
+# EVAL (your held-out set, in the same shape as DATA; default none).
 # OUT defaults to out/custom.
 
 DATA ?= $(error DATA=... is needed: your data set, JSON or JSON Lines)
+EVAL ?=
 OUT  ?= out/custom
 FORMAT_FLAGS = $(if $(QUESTION_FIELD),--instruction-field $(QUESTION_FIELD)) \
                $(if $(INPUT_FIELD),--input-field $(INPUT_FIELD)) \

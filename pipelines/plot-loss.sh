@@ -25,7 +25,7 @@ set title "$title"
 set xlabel "optimizer step"
 set ylabel "loss (cross-entropy, nats per token)"
 set grid
-set key top right
+set key below
 plot '$tmp/train' using 1:2 with lines lw 1 lc rgb '#1b9e77' title 'training loss'$evalplot
 GP
 mv "$png.tmp" "$png"

@@ -12,7 +12,8 @@
 # bf16, f16, or none: train on MODEL as it is), DEVICE, TEMPERATURE, SEED,
 # QUESTIONS (a file, one question per line), EVAL (held-out questions with
 # reference answers, any shape pp-format reads; empty: none), EVAL_EVERY
-# (steps between held-out losses), PROSE (raw prompts for the base model),
+# (steps between held-out losses), SCORE_TRAIN=1 (score the training records
+# too), PROSE (raw prompts for the base model; PROSE_TEMPERATURE),
 # OUT (where everything goes), FORMAT_FLAGS (extra pp-format options;
 # pipelines/custom-dataset.mk sets them).
 # Targets: tokens, model, adapter, answers (the default), scores (base and
@@ -41,6 +42,8 @@ QUESTIONS   ?= pipelines/questions.txt
 EVAL        ?= data/pride_prejudice_eval.json
 EVAL_EVERY  ?= 100
 PROSE       ?= pipelines/prose.txt
+PROSE_TEMPERATURE ?= 0.7
+SCORE_TRAIN ?= 0
 OUT         ?= out/pride-prejudice
 FORMAT_FLAGS ?=
 SELECT      ?=
@@ -105,29 +108,40 @@ $(OUT)/answers.txt: $(OUT)/adapter/adapter_model.safetensors $(QUESTIONS) \
 	done < $(QUESTIONS)
 	@mv $@.tmp $@
 
-# the held-out questions answered greedily by the base and by base + adapter;
-# each answer scored by the fraction of the reference's key words it contains
-# (pp-generate --score), the means side by side
+# Questions with reference answers, answered greedily by the base and by
+# base + adapter, each answer scored by the fraction of the reference's key
+# words it contains (pp-generate --score): the held-out set (EVAL) and, with
+# SCORE_TRAIN=1, the training records too.
+SCORE_SETS = $(if $(EVAL),eval) $(if $(filter 1,$(SCORE_TRAIN)),train)
 GREEDY = --device $(DEVICE) --greedy --max-new-tokens $(MAXNEW) --stop '\n\n' --score
-$(OUT)/scores.txt: $(OUT)/adapter/adapter_model.safetensors $(OUT)/eval.jsonl $(call settings,score,DEVICE MAXNEW)
-	$(BIN)/pp-generate -m $(BASE) $(GREEDY) < $(OUT)/eval.jsonl > $(OUT)/eval-base.jsonl 2> $(OUT)/eval-base.log
-	$(BIN)/pp-generate -m $(BASE) -a $(OUT)/adapter $(GREEDY) < $(OUT)/eval.jsonl > $(OUT)/eval-adapter.jsonl 2> $(OUT)/eval-adapter.log
-	@{ echo "held-out questions ($(EVAL)), greedy answers, key-word recall (see pp-generate(1), --score):"; \
-	   printf '  base:          %s\n' "$$(sed -n 's/^pp-generate: key-word recall //p' $(OUT)/eval-base.log)"; \
-	   printf '  base+adapter:  %s\n' "$$(sed -n 's/^pp-generate: key-word recall //p' $(OUT)/eval-adapter.log)"; } > $@.tmp
+recall = sed -n 's/^pp-generate: key-word recall \([0-9.]*\), the mean over \([0-9]*\).*/\1/p'
+$(OUT)/scores.txt: $(OUT)/adapter/adapter_model.safetensors $(foreach s,$(SCORE_SETS),$(OUT)/$(s).jsonl) \
+        $(call settings,score,DEVICE MAXNEW SCORE_TRAIN)
+	@printf '%-68s %6s  %s\n' "key-word recall of greedy answers (pp-generate --score)" base base+adapter > $@.tmp
+	@for set in $(SCORE_SETS); do \
+	    for who in base adapter; do \
+	        a=; [ $$who = base ] || a="-a $(OUT)/adapter"; \
+	        printf '%s\n' "$(BIN)/pp-generate -m $(BASE) $$a $(GREEDY) < $(OUT)/$$set.jsonl > $(OUT)/$$set-$$who.jsonl"; \
+	        $(BIN)/pp-generate -m $(BASE) $$a $(GREEDY) < $(OUT)/$$set.jsonl > $(OUT)/$$set-$$who.jsonl 2> $(OUT)/$$set-$$who.log || \
+	            { cat $(OUT)/$$set-$$who.log >&2; exit 1; }; \
+	    done; \
+	    name="held-out questions ($(EVAL))"; [ $$set = eval ] || name="training records ($(DATA)$(if $(SELECT), $(SELECT)))"; \
+	    printf '  %-66s %6s  %6s   (%s answers)\n' "$$name" "$$($(recall) $(OUT)/$$set-base.log)" \
+	        "$$($(recall) $(OUT)/$$set-adapter.log)" "$$(wc -l < $(OUT)/$$set.jsonl)" >> $@.tmp; \
+	done
 	@mv $@.tmp $@
 
 $(OUT)/loss.png: $(OUT)/adapter/adapter_model.safetensors
 	sh pipelines/plot-loss.sh $(OUT)/train-log.jsonl $@ "LoRA r$(RANK) on $(TARGETS), $(EPOCHS) epochs, lr $(LR)"
 
 # what the base model writes on its own, from raw prompts
-$(OUT)/prose.txt: $(BASE) $(PROSE) $(call settings,generate,DEVICE TEMPERATURE SEED MAXNEW)
+$(OUT)/prose.txt: $(BASE) $(PROSE) $(call settings,prose,DEVICE PROSE_TEMPERATURE SEED)
 	@mkdir -p $(@D)
 	@: > $@.tmp
 	@while IFS= read -r p; do \
 	    [ -n "$$p" ] || continue; \
 	    printf '%s' "$$p" >> $@.tmp; \
-	    $(BIN)/pp-generate -q --device $(DEVICE) -m $(BASE) --raw --temperature $(TEMPERATURE) --seed $(SEED) --max-new-tokens 48 --stop '\n' "$$p" >> $@.tmp; \
+	    $(BIN)/pp-generate -q --device $(DEVICE) -m $(BASE) --raw --temperature $(PROSE_TEMPERATURE) --seed $(SEED) --max-new-tokens 48 --stop '\n' "$$p" >> $@.tmp; \
 	    echo >> $@.tmp; \
 	done < $(PROSE)
 	@mv $@.tmp $@
@@ -136,7 +150,7 @@ demo: $(OUT)/prose.txt $(OUT)/answers.txt $(OUT)/scores.txt $(OUT)/loss.png
 	@echo; echo "== the base model on its own (raw prompts, $(PROSE)) =="; cat $(OUT)/prose.txt
 	@echo; echo "== the questions ($(QUESTIONS)), without and with the adapter =="; cat $(OUT)/answers.txt
 	@echo "== $$(cat $(OUT)/scores.txt)"
-	@echo; echo "everything is in $(OUT)/: adapter/ (PEFT), train-log.jsonl, loss.png, answers.txt, eval-*.jsonl"
+	@echo; echo "everything is in $(OUT)/: adapter/ (PEFT), train-log.jsonl, loss.png, answers.txt, scores.txt, *-base.jsonl and *-adapter.jsonl (each answer, its reference and recall)"
 
 $(OUT)/merged/config.json: $(OUT)/adapter/adapter_model.safetensors
 	$(BIN)/pp-merge -q -m $(MODEL) -a $(OUT)/adapter -o $(OUT)/merged

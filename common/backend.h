@@ -92,10 +92,43 @@ typedef struct pp_backend_ops {
     /* dtable (vocab, dim) row ids[i] += dout row i: the embedding's gradient. */
     void (*embed_backward)(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim);
 
+    /* ---- data movement on the backend's buffers (the trainer touches no
+     * activation itself, so that they may live on a device) ---- */
+    /* p[0..n) = 0. */
+    void (*zero)(pp_backend *be, float *p, size_t n);
+    /* dst[0..n) = src[0..n); the two do not overlap. */
+    void (*copy)(pp_backend *be, float *dst, const float *src, size_t n);
+    /* Rows of dim values: dst row i = src row rows[i] (gather), or with
+     * scatter, dst row rows[i] = src row i. rows (count) is host memory. */
+    void (*rows)(pp_backend *be, float *dst, const float *src, const int *rows, int count, int dim, int scatter);
+    /* Inverted dropout with a counter-based mask: value i is kept when
+     * pp_dropout_bits(key, i) >= thr, then out[i] = x[i] * scale (or out[i] +=
+     * that when acc); dropped values give 0 (or leave out[i]). Every backend
+     * draws the same mask for the same key. */
+    void (*dropout)(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc);
+
     /* Releases the backend (pp_backend_free calls it). */
     void (*destroy)(pp_backend *be);
     int host_memory;        /* 1: buffers are plain host memory (the CPU backend) */
 } pp_backend_ops;
+
+/* The dropout mask's random bits for value i under key (splitmix64's
+ * finalizer over a Weyl sequence): the same on every backend. */
+#ifdef __CUDACC__
+#define PP_HOST_DEVICE __host__ __device__
+#else
+#define PP_HOST_DEVICE
+#endif
+static inline PP_HOST_DEVICE uint64_t pp_dropout_mix(uint64_t z)
+{
+    z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ z >> 27) * 0x94D049BB133111EBull;
+    return z ^ z >> 31;
+}
+static inline PP_HOST_DEVICE uint32_t pp_dropout_bits(uint64_t key, uint64_t i)
+{
+    return (uint32_t)(pp_dropout_mix(key + i * 0x9E3779B97F4A7C15ull) >> 32);
+}
 
 struct pp_backend {
     const pp_backend_ops *ops;

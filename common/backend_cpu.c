@@ -474,6 +474,37 @@ static void cpu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const flo
     }
 }
 
+static void cpu_zero(pp_backend *be, float *p, size_t n)
+{
+    (void)be;
+    memset(p, 0, n * sizeof *p);
+}
+
+static void cpu_copyf(pp_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+    memcpy(dst, src, n * sizeof *dst);
+}
+
+static void cpu_rows(pp_backend *be, float *dst, const float *src, const int *rows, int count, int dim, int scatter)
+{
+    (void)be;
+    size_t d = (size_t)dim;
+    for (int i = 0; i < count; i++)
+        memcpy(dst + (scatter ? (size_t)rows[i] : (size_t)i) * d, src + (scatter ? (size_t)i : (size_t)rows[i]) * d,
+               d * sizeof *dst);
+}
+
+static void cpu_dropout(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc)
+{
+    (void)be;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float v = pp_dropout_bits(key, i) >= thr ? x[i] * scale : 0.0f;
+        out[i] = acc ? out[i] + v : v;
+    }
+}
+
 static void cpu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
 {
     (void)be;
@@ -680,7 +711,7 @@ static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
     cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
-    cpu_destroy, 1,
+    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_destroy, 1,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)

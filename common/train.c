@@ -123,29 +123,17 @@ void pp_trainer_free(pp_trainer *t)
 /* Counter-based: element j of module (layer, type) in the micro-batch keyed
  * by t->mask_key is kept or dropped the same way in the forward pass, in a
  * recomputation and in the backward pass, with nothing stored. */
-static uint64_t mix(uint64_t z)
-{
-    z = (z ^ z >> 30) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ z >> 27) * 0x94D049BB133111EBull;
-    return z ^ z >> 31;
-}
-
 static uint64_t module_key(const pp_trainer *t, int l, int ty)
 {
-    return mix(mix(t->o.seed ^ 0x5DEECE66Dull) ^ mix(t->mask_key) ^ ((uint64_t)l << 8 | (uint64_t)ty));
+    return pp_dropout_mix(pp_dropout_mix(t->o.seed ^ 0x5DEECE66Dull) ^ pp_dropout_mix(t->mask_key) ^
+                          ((uint64_t)l << 8 | (uint64_t)ty));
 }
 
 /* out[i] = x[i] * keep(i) / (1 - p), or out[i] += that when acc. */
 static void drop(const pp_trainer *t, float *out, const float *x, size_t n, int l, int ty, int acc)
 {
-    uint64_t key = module_key(t, l, ty);
     uint32_t thr = (uint32_t)((double)t->o.dropout * 4294967296.0);
-    float s = 1.0f / (1.0f - t->o.dropout);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        float v = (uint32_t)(mix(key + (uint64_t)i * 0x9E3779B97F4A7C15ull) >> 32) >= thr ? x[i] * s : 0.0f;
-        out[i] = acc ? out[i] + v : v;
-    }
+    t->be->ops->dropout(t->be, out, x, n, module_key(t, l, ty), thr, 1.0f / (1.0f - t->o.dropout), acc);
 }
 
 void pp_trainer_dropout(const pp_trainer *t, float *out, const float *x, size_t n, int l, int ty)
@@ -237,7 +225,7 @@ static void layer_forward(pp_trainer *t, int l, acts *a, int n, float *next, int
     linear(t, a->v, a->xb1, &L->wv, n, l, PP_LORA_V, a->xa[PP_LORA_V], train);
     rope(t, a->q, a->k, 0);
     attention(t, a);
-    memcpy(a->x_mid, a->x_in, (size_t)n * dim * sizeof(float));
+    op->copy(be, a->x_mid, a->x_in, (size_t)n * dim);
     linear(t, t->tmp, a->att, &L->wo, n, l, PP_LORA_O, a->xa[PP_LORA_O], train);
     op->add(be, a->x_mid, t->tmp, (size_t)n * dim);
     op->rmsnorm_train(be, a->xb2, a->rstd2, a->x_mid, &L->ffn_norm, n, c->norm_eps);
@@ -255,7 +243,7 @@ static void layer_forward(pp_trainer *t, int l, acts *a, int n, float *next, int
         }
         return;
     }
-    memcpy(next, a->x_mid, (size_t)n * dim * sizeof(float));
+    op->copy(be, next, a->x_mid, (size_t)n * dim);
     linear(t, t->tmp, a->h, &L->w_down, n, l, PP_LORA_DOWN, a->xa[PP_LORA_DOWN], train);
     op->add(be, next, t->tmp, (size_t)n * dim);
 }
@@ -298,10 +286,10 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     int count = 0;
     for (int i = 0; i < n; i++)
         if (t->targets[i] >= 0) {
-            memcpy(t->finc + (size_t)count * dim, t->finb + (size_t)i * dim, dim * sizeof(float));
             t->rows[count] = i;
             t->targets[count++] = t->targets[i];
         }
+    op->rows(be, t->finc, t->finb, t->rows, count, (int)dim, 0);
     *n_targets += count;
     if (count == 0) return PP_OK;
     op->matmul(be, t->logits, t->finc, &m->lm_head, count, 0);
@@ -312,11 +300,11 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     const pp_llama *G = t->grad;
 #define GW(field) (G ? &G->field : NULL)
 #define GD(field) (G ? (float *)G->field.data : NULL)
-    memset(t->dx, 0, (size_t)n * dim * sizeof(float));
-    memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
-    memset(t->tmp, 0, (size_t)count * dim * sizeof(float));
+    op->zero(be, t->dx, (size_t)n * dim);
+    op->zero(be, t->dxb, (size_t)n * dim);
+    op->zero(be, t->tmp, (size_t)count * dim);
     op->matmul_dx(be, t->tmp, t->logits, &m->lm_head, count);
-    for (int i = 0; i < count; i++) memcpy(t->dxb + (size_t)t->rows[i] * dim, t->tmp + (size_t)i * dim, dim * sizeof(float));
+    op->rows(be, t->dxb, t->tmp, t->rows, count, (int)dim, 1);
     if (G) op->gemm(be, GD(lm_head), t->logits, t->finc, c->vocab, c->dim, count, 1, 0, 1.0f, 1.0f);
     op->rmsnorm_backward(be, t->dx, GD(norm), t->dxb, fin, t->finr, &m->norm, n);
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -324,15 +312,15 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
         carve(t, l, &a);
         if (t->o.grad_checkpoint) layer_forward(t, l, &a, n, NULL, 1);
         /* the MLP branch: dx holds d(x_out) = d(x_mid) through the residual */
-        memset(t->dh, 0, (size_t)n * hid * sizeof(float));
+        op->zero(be, t->dh, (size_t)n * hid);
         linear_back(t, t->dh, t->dx, a.h, &L->w_down, n, l, PP_LORA_DOWN, a.xa[PP_LORA_DOWN], GW(layers[l].w_down));
         op->swiglu_backward(be, t->dg, t->du, t->dh, a.g, a.u, (size_t)n * hid);
-        memset(t->dxb, 0, (size_t)n * dim * sizeof(float));
+        op->zero(be, t->dxb, (size_t)n * dim);
         linear_back(t, t->dxb, t->dg, a.xb2, &L->w_gate, n, l, PP_LORA_GATE, a.xa[PP_LORA_GATE], GW(layers[l].w_gate));
         linear_back(t, t->dxb, t->du, a.xb2, &L->w_up, n, l, PP_LORA_UP, a.xa[PP_LORA_UP], GW(layers[l].w_up));
         op->rmsnorm_backward(be, t->dx, GD(layers[l].ffn_norm), t->dxb, a.x_mid, a.rstd2, &L->ffn_norm, n);
         /* the attention branch: dx now holds d(x_mid) = d(x_in) through the residual */
-        memset(t->datt, 0, (size_t)n * H * hd * sizeof(float));
+        op->zero(be, t->datt, (size_t)n * H * hd);
         linear_back(t, t->datt, t->dx, a.att, &L->wo, n, l, PP_LORA_O, a.xa[PP_LORA_O], GW(layers[l].wo));
         size_t qd = (size_t)H * hd, kvd = (size_t)KV * hd, pat = 0;
         for (int i = 0; i < t->n_rec; i++) {
@@ -345,7 +333,7 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
         rope(t, t->dq, t->dk, 1);
         /* the first layer's input gradient is wanted only to train the embedding */
         float *dxb = l > 0 || G ? t->dxb : NULL;
-        if (dxb) memset(dxb, 0, (size_t)n * dim * sizeof(float));
+        if (dxb) op->zero(be, dxb, (size_t)n * dim);
         linear_back(t, dxb, t->dq, a.xb1, &L->wq, n, l, PP_LORA_Q, a.xa[PP_LORA_Q], GW(layers[l].wq));
         linear_back(t, dxb, t->dk, a.xb1, &L->wk, n, l, PP_LORA_K, a.xa[PP_LORA_K], GW(layers[l].wk));
         linear_back(t, dxb, t->dv, a.xb1, &L->wv, n, l, PP_LORA_V, a.xa[PP_LORA_V], GW(layers[l].wv));

@@ -4,8 +4,9 @@
  * (gemv.cu: decoding reads each weight once in its stored form); else an
  * fp32 weight through cublasSgemm, any other widened to bf16 in a scratch
  * buffer right before cublasGemmEx (bf16 inputs, fp32 accumulation and
- * output). Training operations come with the GPU training issue: their
- * entries are NULL here, and pp-train stays on the CPU. */
+ * output). Training (train.cu): fp32 throughout, the same arithmetic as
+ * the CPU backend; a frozen weight's input gradient through its fp32
+ * widening; host index arrays (ids, targets, rows) copied in per call. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,15 @@ typedef struct cu {
     size_t wbcap, xbcap;
     uint32_t *ids;          /* token ids for embed */
     size_t idcap;
+    float *wf;              /* a weight widened to fp32 (matmul_dx) */
+    size_t wfcap;
+    float *ds;              /* attention_backward's (n_heads, n, n) */
+    size_t dscap;
+    float *loss;            /* cross_entropy's per-row losses, device and host */
+    float *hloss;
+    size_t losscap, hlosscap;
+    int32_t *tg;            /* targets or row indices */
+    size_t tgcap;
     pp_cuda_host host;
     size_t peak;            /* the most device memory in use seen after an allocation (cudaMemGetInfo) */
 } cu;
@@ -153,6 +163,115 @@ static void cu_swiglu(pp_backend *be, float *out, const float *gate, const float
 
 static void cu_add(pp_backend *be, float *x, const float *y, size_t n) { pp_cuda_add(x, y, n, C(be)->stream); }
 
+/* ------------------------------------------------------------- training */
+
+/* Copies a host index array into the device buffer c->tg. */
+static const int32_t *indices(cu *c, const int32_t *h, int n)
+{
+    grow(c, (void **)&c->tg, &c->tgcap, (size_t)(n > 0 ? n : 1), sizeof *c->tg);
+    if (n > 0) PP_CUDA(cudaMemcpyAsync(c->tg, h, (size_t)n * sizeof *h, cudaMemcpyHostToDevice, c->stream));
+    return c->tg;
+}
+
+static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n)
+{
+    /* dx (n, cols) += dy (n, rows) · W (rows, cols) */
+    cu *c = C(be);
+    const float *wf = (const float *)w->data;
+    if (w->type != PP_W_F32) {
+        grow(c, (void **)&c->wf, &c->wfcap, (size_t)w->rows * w->cols, sizeof *c->wf);
+        pp_cuda_widen_f32(c->wf, w, c->stream);
+        wf = c->wf;
+    }
+    cu_gemm(be, dx, dy, wf, n, w->cols, w->rows, 0, 0, 1.0f, 1.0f);
+}
+
+static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
+{
+    pp_cuda_rmsnorm_train(out, rstd, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
+}
+
+static void cu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
+                                const pp_weight *w, int n)
+{
+    pp_cuda_rmsnorm_backward(dx, dw, dy, x, rstd, (const float *)w->data, n, w->cols, C(be)->stream);
+}
+
+static void cu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
+                             float theta)
+{
+    pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
+}
+
+static void cu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
+                               int n_heads, int n_kv, int hd)
+{
+    pp_cuda_attention_train(out, p, q, k, v, n, n_heads, n_kv, hd, C(be)->stream);
+}
+
+static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
+                                  const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
+{
+    cu *c = C(be);
+    grow(c, (void **)&c->ds, &c->dscap, (size_t)n_heads * n * n, sizeof *c->ds);
+    pp_cuda_attention_backward(dq, dk, dv, c->ds, dout, p, q, k, v, n, n_heads, n_kv, hd, c->stream);
+}
+
+static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,
+                               size_t n)
+{
+    pp_cuda_swiglu_backward(dg, du, dh, g, u, n, C(be)->stream);
+}
+
+static double cu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
+{
+    cu *c = C(be);
+    if (n <= 0) return 0;
+    const int32_t *t = indices(c, targets, n);
+    grow(c, (void **)&c->loss, &c->losscap, (size_t)n, sizeof *c->loss);
+    if ((size_t)n > c->hlosscap) {
+        free(c->hloss);
+        c->hloss = (float *)malloc((size_t)n * sizeof *c->hloss);
+        c->hlosscap = c->hloss ? (size_t)n : 0;
+        if (!c->hloss) pp_cuda_die("malloc", __FILE__, __LINE__, "out of host memory");
+    }
+    pp_cuda_cross_entropy(logits, c->loss, t, n, vocab, scale, c->stream);
+    PP_CUDA(cudaMemcpyAsync(c->hloss, c->loss, (size_t)n * sizeof *c->loss, cudaMemcpyDeviceToHost, c->stream));
+    PP_CUDA(cudaStreamSynchronize(c->stream));
+    double sum = 0; /* in row order, in double, as the CPU backend adds them */
+    for (int i = 0; i < n; i++) sum += c->hloss[i];
+    return sum;
+}
+
+static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
+{
+    cu *c = C(be);
+    grow(c, (void **)&c->ids, &c->idcap, (size_t)(n > 0 ? n : 1), sizeof *c->ids);
+    if (n > 0) PP_CUDA(cudaMemcpyAsync(c->ids, ids, (size_t)n * sizeof *ids, cudaMemcpyHostToDevice, c->stream));
+    pp_cuda_embed_backward(dtable, dout, c->ids, n, dim, c->stream);
+}
+
+static void cu_zero(pp_backend *be, float *p, size_t n)
+{
+    if (n) PP_CUDA(cudaMemsetAsync(p, 0, n * sizeof *p, C(be)->stream));
+}
+
+static void cu_copyf(pp_backend *be, float *dst, const float *src, size_t n)
+{
+    if (n) PP_CUDA(cudaMemcpyAsync(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice, C(be)->stream));
+}
+
+static void cu_rows(pp_backend *be, float *dst, const float *src, const int *rows, int count, int dim, int scatter)
+{
+    cu *c = C(be);
+    pp_cuda_rows(dst, src, (const int *)indices(c, (const int32_t *)rows, count), count, dim, scatter, c->stream);
+}
+
+static void cu_dropout(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc)
+{
+    pp_cuda_dropout(out, x, n, key, thr, scale, acc, C(be)->stream);
+}
+
 static void cu_destroy(pp_backend *be)
 {
     cu *c = C(be);
@@ -162,6 +281,11 @@ static void cu_destroy(pp_backend *be)
         cudaFree(c->wb);
         cudaFree(c->xb);
         cudaFree(c->ids);
+        cudaFree(c->wf);
+        cudaFree(c->ds);
+        cudaFree(c->loss);
+        cudaFree(c->tg);
+        free(c->hloss);
         if (c->blas) cublasDestroy(c->blas);
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);
@@ -171,9 +295,9 @@ static void cu_destroy(pp_backend *be)
 
 static const pp_backend_ops cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_upload, cu_download, cu_reserve, cu_embed, cu_rmsnorm, cu_matmul, cu_rope, cu_attention,
-    cu_swiglu, cu_add, cu_gemm,
-    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, /* training: the GPU training issue */
-    cu_destroy, 0,
+    cu_swiglu, cu_add, cu_gemm, cu_matmul_dx, cu_rmsnorm_train, cu_rmsnorm_backward, cu_rope_backward,
+    cu_attention_train, cu_attention_backward, cu_swiglu_backward, cu_cross_entropy, cu_embed_backward,
+    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_destroy, 0,
 };
 
 extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const pp_cuda_host *host)

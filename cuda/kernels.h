@@ -45,6 +45,31 @@ void pp_cuda_add(float *x, const float *y, size_t n, cudaStream_t s);
 /* out row i = table row ids[i] widened (ids on the device). */
 void pp_cuda_embed(float *out, const pp_weight *table, const uint32_t *ids, int n, cudaStream_t s);
 
+/* rope.cu: the rotation back (rope's backward pass). */
+void pp_cuda_rope_backward(float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd, float theta,
+                           cudaStream_t s);
+
+/* train.cu: the training operations (backend.h says what each computes);
+ * targets, ids and row indices on the device; ds is (n_heads, n, n) scratch;
+ * loss (n) gets each row's loss. */
+void pp_cuda_rmsnorm_train(float *out, float *rstd, const float *x, const float *w, int n, int dim, float eps,
+                           cudaStream_t s);
+void pp_cuda_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
+                              int n, int dim, cudaStream_t s);
+void pp_cuda_attention_train(float *out, float *p, const float *q, const float *k, const float *v, int n, int n_heads,
+                             int n_kv, int hd, cudaStream_t s);
+void pp_cuda_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout, const float *p,
+                                const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd,
+                                cudaStream_t s);
+void pp_cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n,
+                             cudaStream_t s);
+void pp_cuda_cross_entropy(float *logits, float *loss, const int32_t *targets, int n, int vocab, float scale,
+                           cudaStream_t s);
+void pp_cuda_embed_backward(float *dtable, const float *dout, const uint32_t *ids, int n, int dim, cudaStream_t s);
+void pp_cuda_rows(float *dst, const float *src, const int *idx, int count, int dim, int scatter, cudaStream_t s);
+void pp_cuda_dropout(float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc,
+                     cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

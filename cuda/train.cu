@@ -1,0 +1,306 @@
+/* train.cu: the training operations' kernels in fp32 (the backward passes of
+ * norm.cu, rope.cu, attention.cu and elementwise.cu, cross-entropy, and the
+ * trainer's data movement), the same arithmetic as the CPU backend's.
+ * Reductions run in a fixed order (no atomics but the embedding's gradient),
+ * so a run repeats itself bit for bit on the same GPU. */
+#include "backend.h"
+#include "check.h"
+#include "kernels.h"
+
+/* Sum over a block of up to 1024 threads; every thread gets it. */
+static __device__ float block_sum(float v, float *part)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (threadIdx.x == 0) part[32] = v;
+    }
+    __syncthreads();
+    return part[32];
+}
+
+static __device__ float block_max(float v, float *part)
+{
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : -INFINITY;
+        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        if (threadIdx.x == 0) part[32] = v;
+    }
+    __syncthreads();
+    return part[32];
+}
+
+/* ------------------------------------------------------------- RMSNorm */
+
+static __global__ void rmsnorm_train(float *out, float *rstd, const float *x, const float *w, int dim, float eps)
+{
+    __shared__ float part[33];
+    const float *xi = x + (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) ss += xi[j] * xi[j];
+    float r = 1.0f / sqrtf(block_sum(ss, part) / (float)dim + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) out[(size_t)blockIdx.x * dim + j] = w[j] * (xi[j] * r);
+}
+
+extern "C" void pp_cuda_rmsnorm_train(float *out, float *rstd, const float *x, const float *w, int n, int dim, float eps,
+                                      cudaStream_t s)
+{
+    if (n <= 0) return;
+    rmsnorm_train<<<n, 256, 0, s>>>(out, rstd, x, w, dim, eps);
+    PP_LAUNCHED("rmsnorm_train");
+}
+
+/* dx += r g dy - (sum_j g dy x) r³ / dim x, a block per row. */
+static __global__ void rmsnorm_dx(float *dx, const float *dy, const float *x, const float *rstd, const float *w, int dim)
+{
+    __shared__ float part[33];
+    size_t o = (size_t)blockIdx.x * dim;
+    float dot = 0.0f, r = rstd[blockIdx.x];
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) dot += w[j] * dy[o + j] * x[o + j];
+    float k = block_sum(dot, part) * r * r * r / (float)dim;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) dx[o + j] += r * w[j] * dy[o + j] - k * x[o + j];
+}
+
+/* dw[j] += sum_i dy[i, j] x[i, j] rstd[i], a thread per column, rows in order. */
+static __global__ void rmsnorm_dw(float *dw, const float *dy, const float *x, const float *rstd, int n, int dim)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= dim) return;
+    float acc = 0.0f;
+    for (int i = 0; i < n; i++) acc += dy[(size_t)i * dim + j] * (x[(size_t)i * dim + j] * rstd[i]);
+    dw[j] += acc;
+}
+
+extern "C" void pp_cuda_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *rstd,
+                                         const float *w, int n, int dim, cudaStream_t s)
+{
+    if (n <= 0) return;
+    rmsnorm_dx<<<n, 256, 0, s>>>(dx, dy, x, rstd, w, dim);
+    PP_LAUNCHED("rmsnorm_dx");
+    if (dw) {
+        rmsnorm_dw<<<(dim + 255) / 256, 256, 0, s>>>(dw, dy, x, rstd, n, dim);
+        PP_LAUNCHED("rmsnorm_dw");
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+/* p (h, i, 0..n): softmax over j <= i of scale q_i·k_j, zeros after; out_i =
+ * sum_j p v_j. A block per (query i, head h); scores in p itself. */
+static __global__ void attention_train(float *out, float *p, const float *q, const float *k, const float *v, int n,
+                                       int n_heads, int n_kv, int hd, float scale)
+{
+    __shared__ float part[33];
+    int i = blockIdx.x, h = blockIdx.y, kh = h / (n_heads / n_kv), qd = n_heads * hd, kvd = n_kv * hd;
+    const float *qi = q + (size_t)i * qd + (size_t)h * hd;
+    float *pr = p + ((size_t)h * n + i) * n;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        if (j > i) {
+            pr[j] = 0.0f;
+            continue;
+        }
+        const float *kj = k + (size_t)j * kvd + (size_t)kh * hd;
+        float d = 0.0f;
+        for (int e = 0; e < hd; e++) d += qi[e] * kj[e];
+        pr[j] = d * scale;
+        mx = fmaxf(mx, pr[j]);
+    }
+    mx = block_max(mx, part);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j <= i; j += blockDim.x) sum += (pr[j] = expf(pr[j] - mx));
+    float inv = 1.0f / block_sum(sum, part);
+    for (int j = threadIdx.x; j <= i; j += blockDim.x) pr[j] *= inv;
+    __syncthreads();
+    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j <= i; j++) acc += pr[j] * v[(size_t)j * kvd + (size_t)kh * hd + e];
+        out[(size_t)i * qd + (size_t)h * hd + e] = acc;
+    }
+}
+
+extern "C" void pp_cuda_attention_train(float *out, float *p, const float *q, const float *k, const float *v, int n,
+                                        int n_heads, int n_kv, int hd, cudaStream_t s)
+{
+    if (n <= 0) return;
+    attention_train<<<dim3(n, n_heads), 128, 0, s>>>(out, p, q, k, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
+    PP_LAUNCHED("attention_train");
+}
+
+/* ds (h, i, j) = p (dout_i·v_j - sum_j' p dp) scale for j <= i, zeros after. */
+static __global__ void attention_ds(float *ds, const float *p, const float *dout, const float *v, int n, int n_heads,
+                                    int n_kv, int hd, float scale)
+{
+    __shared__ float part[33];
+    int i = blockIdx.x, h = blockIdx.y, kh = h / (n_heads / n_kv), qd = n_heads * hd, kvd = n_kv * hd;
+    const float *doi = dout + (size_t)i * qd + (size_t)h * hd;
+    const float *pr = p + ((size_t)h * n + i) * n;
+    float *dr = ds + ((size_t)h * n + i) * n;
+    float dot = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        if (j > i) {
+            dr[j] = 0.0f;
+            continue;
+        }
+        const float *vj = v + (size_t)j * kvd + (size_t)kh * hd;
+        float d = 0.0f;
+        for (int e = 0; e < hd; e++) d += doi[e] * vj[e];
+        dr[j] = d;
+        dot += pr[j] * d;
+    }
+    dot = block_sum(dot, part);
+    for (int j = threadIdx.x; j <= i; j += blockDim.x) dr[j] = pr[j] * (dr[j] - dot) * scale;
+}
+
+/* dq_i = sum_{j <= i} ds_ij k_j, a block per (i, h), a thread per element. */
+static __global__ void attention_dq(float *dq, const float *ds, const float *k, int n, int n_heads, int n_kv, int hd)
+{
+    int i = blockIdx.x, h = blockIdx.y, kh = h / (n_heads / n_kv), qd = n_heads * hd, kvd = n_kv * hd;
+    const float *dr = ds + ((size_t)h * n + i) * n;
+    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j <= i; j++) acc += dr[j] * k[(size_t)j * kvd + (size_t)kh * hd + e];
+        dq[(size_t)i * qd + (size_t)h * hd + e] = acc;
+    }
+}
+
+/* dk_j = sum over the group's heads and i >= j of ds_ij q_i; dv_j the same of
+ * p_ij dout_i. A block per (j, kv head). */
+static __global__ void attention_dkv(float *dk, float *dv, const float *ds, const float *p, const float *q,
+                                     const float *dout, int n, int n_heads, int n_kv, int hd)
+{
+    int j = blockIdx.x, kh = blockIdx.y, group = n_heads / n_kv, qd = n_heads * hd, kvd = n_kv * hd;
+    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
+        float ak = 0.0f, av = 0.0f;
+        for (int h = kh * group; h < (kh + 1) * group; h++)
+            for (int i = j; i < n; i++) {
+                size_t at = ((size_t)h * n + i) * n + j, row = (size_t)i * qd + (size_t)h * hd + e;
+                ak += ds[at] * q[row];
+                av += p[at] * dout[row];
+            }
+        dk[(size_t)j * kvd + (size_t)kh * hd + e] = ak;
+        dv[(size_t)j * kvd + (size_t)kh * hd + e] = av;
+    }
+}
+
+extern "C" void pp_cuda_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout, const float *p,
+                                           const float *q, const float *k, const float *v, int n, int n_heads, int n_kv,
+                                           int hd, cudaStream_t s)
+{
+    if (n <= 0) return;
+    attention_ds<<<dim3(n, n_heads), 128, 0, s>>>(ds, p, dout, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
+    PP_LAUNCHED("attention_ds");
+    attention_dq<<<dim3(n, n_heads), 64, 0, s>>>(dq, ds, k, n, n_heads, n_kv, hd);
+    PP_LAUNCHED("attention_dq");
+    attention_dkv<<<dim3(n, n_kv), 64, 0, s>>>(dk, dv, ds, p, q, dout, n, n_heads, n_kv, hd);
+    PP_LAUNCHED("attention_dkv");
+}
+
+/* ------------------------------------------------------------- elementwise */
+
+static __global__ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
+        du[i] = dh[i] * silu;
+        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    }
+}
+
+extern "C" void pp_cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n,
+                                        cudaStream_t s)
+{
+    if (!n) return;
+    swiglu_backward<<<pp_cuda_grid(n), 256, 0, s>>>(dg, du, dh, g, u, n);
+    PP_LAUNCHED("swiglu_backward");
+}
+
+/* Rows of logits: loss[i] = logsumexp - logit[target], the row replaced by
+ * (softmax - onehot) scale; a row without a target becomes zeros (loss 0). */
+static __global__ void cross_entropy(float *logits, float *loss, const int32_t *targets, int vocab, float scale)
+{
+    __shared__ float part[33];
+    float *l = logits + (size_t)blockIdx.x * vocab;
+    int t = targets[blockIdx.x];
+    if (t < 0) {
+        for (int j = threadIdx.x; j < vocab; j += blockDim.x) l[j] = 0.0f;
+        if (threadIdx.x == 0) loss[blockIdx.x] = 0.0f;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, l[j]);
+    mx = block_max(mx, part);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(l[j] - mx);
+    float lse = mx + logf(block_sum(sum, part));
+    if (threadIdx.x == 0) loss[blockIdx.x] = lse - l[t];
+    __syncthreads(); /* l[t] is read above before it is overwritten below */
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) l[j] = expf(l[j] - lse) * scale - (j == t ? scale : 0.0f);
+}
+
+extern "C" void pp_cuda_cross_entropy(float *logits, float *loss, const int32_t *targets, int n, int vocab, float scale,
+                                      cudaStream_t s)
+{
+    if (n <= 0) return;
+    cross_entropy<<<n, 256, 0, s>>>(logits, loss, targets, vocab, scale);
+    PP_LAUNCHED("cross_entropy");
+}
+
+/* dtable row ids[i] += dout row i (atomics: a token may repeat). */
+static __global__ void embed_backward(float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
+{
+    size_t total = (size_t)n * dim;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total; k += (size_t)gridDim.x * blockDim.x)
+        atomicAdd(dtable + (size_t)ids[k / dim] * dim + k % dim, dout[k]);
+}
+
+extern "C" void pp_cuda_embed_backward(float *dtable, const float *dout, const uint32_t *ids, int n, int dim, cudaStream_t s)
+{
+    if (n <= 0) return;
+    embed_backward<<<pp_cuda_grid((size_t)n * dim), 256, 0, s>>>(dtable, dout, ids, n, dim);
+    PP_LAUNCHED("embed_backward");
+}
+
+/* ------------------------------------------------------------- data movement */
+
+static __global__ void rows(float *dst, const float *src, const int *idx, int count, int dim, int scatter)
+{
+    size_t total = (size_t)count * dim;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < total; k += (size_t)gridDim.x * blockDim.x) {
+        size_t i = k / dim, j = k % dim, r = (size_t)idx[i];
+        if (scatter) dst[r * dim + j] = src[i * dim + j];
+        else dst[i * dim + j] = src[r * dim + j];
+    }
+}
+
+extern "C" void pp_cuda_rows(float *dst, const float *src, const int *idx, int count, int dim, int scatter, cudaStream_t s)
+{
+    if (count <= 0) return;
+    rows<<<pp_cuda_grid((size_t)count * dim), 256, 0, s>>>(dst, src, idx, count, dim, scatter);
+    PP_LAUNCHED("rows");
+}
+
+static __global__ void dropout(float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = pp_dropout_bits(key, i) >= thr ? x[i] * scale : 0.0f;
+        out[i] = acc ? out[i] + v : v;
+    }
+}
+
+extern "C" void pp_cuda_dropout(float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc,
+                                cudaStream_t s)
+{
+    if (!n) return;
+    dropout<<<pp_cuda_grid(n), 256, 0, s>>>(out, x, n, key, thr, scale, acc);
+    PP_LAUNCHED("dropout");
+}

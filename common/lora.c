@@ -308,7 +308,9 @@ pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
                 pp_lora_key(names[n], sizeof names[n], ly, t, b);
                 shapes[n][0] = b ? (uint64_t)l->out[t] : (uint64_t)l->r;
                 shapes[n][1] = b ? (uint64_t)l->r : (uint64_t)l->in[t];
-                e[n] = (pp_st_entry){names[n], PP_F32, 2, shapes[n], b ? l->B[k] : l->A[k]};
+                const float *src = b ? l->B[k] : l->A[k];
+                if (l->dev) src = l->params + (src - l->dev_params); /* the host copy */
+                e[n] = (pp_st_entry){names[n], PP_F32, 2, shapes[n], src};
             }
         }
     char *cpath = join2(dir, "adapter_config.json"), *mpath = join2(dir, "adapter_model.safetensors");
@@ -354,17 +356,39 @@ void pp_lora_init_weights(pp_lora *l, unsigned long long seed)
         }
 }
 
-pp_status pp_lora_to_backend(pp_lora *l, pp_backend *be)
+/* One device block: the weights, and their gradients after them when train. */
+static pp_status to_backend(pp_lora *l, pp_backend *be, int train)
 {
     if (be->ops->host_memory || l->dev) return PP_OK;
-    float *d = be->ops->alloc(be, (l->n_params ? l->n_params : 1) * sizeof(float));
+    size_t n = l->n_params ? l->n_params : 1;
+    float *d = be->ops->alloc(be, (train ? 2 : 1) * n * sizeof(float));
     if (!d) return pp_fail(PP_E_NOMEM, "out of device memory for the adapter");
     be->ops->upload(be, d, l->params, l->n_params * sizeof(float));
     size_t slots = (size_t)l->n_layers * PP_LORA_TYPES;
     for (size_t k = 0; k < slots; k++) {
         if (l->A[k]) l->A[k] = d + (l->A[k] - l->params);
         if (l->B[k]) l->B[k] = d + (l->B[k] - l->params);
+        if (train && l->dA[k]) l->dA[k] = d + n + (l->dA[k] - l->grads);
+        if (train && l->dB[k]) l->dB[k] = d + n + (l->dB[k] - l->grads);
     }
-    l->dev = be, l->dev_params = d;
+    l->dev = be, l->dev_params = d, l->dev_grads = train ? d + n : NULL;
     return PP_OK;
+}
+
+pp_status pp_lora_to_backend(pp_lora *l, pp_backend *be) { return to_backend(l, be, 0); }
+pp_status pp_lora_to_backend_train(pp_lora *l, pp_backend *be) { return to_backend(l, be, 1); }
+
+void pp_lora_grads_to_host(pp_lora *l)
+{
+    if (l->dev_grads) l->dev->ops->download(l->dev, l->grads, l->dev_grads, l->n_params * sizeof(float));
+}
+
+void pp_lora_params_to_device(pp_lora *l)
+{
+    if (l->dev) l->dev->ops->upload(l->dev, l->dev_params, l->params, l->n_params * sizeof(float));
+}
+
+void pp_lora_zero_device_grads(pp_lora *l)
+{
+    if (l->dev_grads) l->dev->ops->zero(l->dev, l->dev_grads, l->n_params);
 }

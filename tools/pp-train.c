@@ -81,6 +81,7 @@ static void usage(void)
 "Output:\n"
 "      --log FILE           one JSON line per optimizer step\n"
 "  -t, --threads N          CPU threads (default: all cores)\n"
+"      --device D           cpu (default), cuda, cuda:N or auto; LoRA only on a GPU, fp32\n"
 "  -q, --quiet              no messages but errors\n"
 "  -v, --verbose            a line per step\n"
 "  -h, --help               show this help\n"
@@ -93,7 +94,7 @@ static void usage(void)
 
 enum { OPT_ALPHA = 256, OPT_RSLORA, OPT_TARGETS, OPT_LR, OPT_EPOCHS, OPT_BATCH, OPT_ACCUM, OPT_MAXSTEPS, OPT_SCHED,
        OPT_WARMUP, OPT_CLIP, OPT_WD, OPT_ONPROMPT, OPT_SEED, OPT_LOG, OPT_DROPOUT, OPT_LAYERS, OPT_INIT_ADAPTER, OPT_EVAL,
-       OPT_EVAL_FRACTION, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_KEEP, OPT_RESUME, OPT_GRADCKPT, OPT_DRYRUN, OPT_FULL, OPT_INIT,
+       OPT_EVAL_FRACTION, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_KEEP, OPT_RESUME, OPT_GRADCKPT, OPT_DRYRUN, OPT_DEVICE, OPT_FULL, OPT_INIT,
        OPT_TOKENIZER };
 
 static const struct option longopts[] = {
@@ -111,6 +112,7 @@ static const struct option longopts[] = {
     {"eval-every", required_argument, 0, OPT_EVAL_EVERY}, {"save-every", required_argument, 0, OPT_SAVE_EVERY},
     {"keep", required_argument, 0, OPT_KEEP}, {"resume", no_argument, 0, OPT_RESUME},
     {"grad-checkpoint", no_argument, 0, OPT_GRADCKPT}, {"dry-run", no_argument, 0, OPT_DRYRUN},
+    {"device", required_argument, 0, OPT_DEVICE},
     {"full", no_argument, 0, OPT_FULL}, {"init", required_argument, 0, OPT_INIT}, {"tokenizer", required_argument, 0, OPT_TOKENIZER},
     {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
@@ -118,7 +120,7 @@ static const struct option longopts[] = {
 
 /* Everything the command line sets. */
 typedef struct args {
-    const char *model, *data, *outdir, *log, *warmup, *layers, *init_adapter, *eval, *init, *tokenizer;
+    const char *model, *data, *outdir, *log, *warmup, *layers, *init_adapter, *eval, *init, *tokenizer, *device;
     uint64_t rank, epochs, batch, accum, max_steps, seed, threads, eval_every, save_every, keep;
     double alpha, lr, clip, wd, dropout, eval_fraction;
     int rslora, on_prompt, resume, grad_ckpt, dry_run, shape_set, full;
@@ -642,12 +644,14 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             int count = 0;
             for (uint64_t i = 0; i < np; i++) count += targets_of(R, &R->ds, pick[i]);
             memset(R->grads, 0, R->n_params * sizeof *R->grads);
+            pp_lora_zero_device_grads(&R->l);
             double loss = 0;
             int got = 0;
             if (count > 0) {
                 PP_TRY(micro_batches(R, &R->ds, pick, np, 1.0f / (float)count, 1, R->step * a->accum, &loss, &got));
                 loss /= count;
             }
+            pp_lora_grads_to_host(&R->l); /* a device's gradients to the host optimizer */
             double norm = pp_clip_grad_norm(R->grads, R->n_params, (float)a->clip);
             float rate = pp_lr_at(a->sched, (float)a->lr, (long)R->step, (long)R->total, R->warmup);
             R->step++;
@@ -659,6 +663,7 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             } else {
                 R->bad = 0;
                 if (count > 0) pp_adamw_step(&R->o, R->params, R->grads, rate);
+                if (count > 0) pp_lora_params_to_device(&R->l);
                 R->last_loss = loss;
             }
             double ev = NAN;
@@ -767,6 +772,7 @@ int main(int argc, char **argv)
         case OPT_RESUME: a->resume = 1; break;
         case OPT_GRADCKPT: a->grad_ckpt = 1; break;
         case OPT_DRYRUN: a->dry_run = 1; break;
+        case OPT_DEVICE: a->device = optarg; break;
         case OPT_FULL: a->full = 1; break;
         case OPT_INIT: a->init = optarg; a->full = 1; break;
         case OPT_TOKENIZER: a->tokenizer = optarg; break;
@@ -973,12 +979,17 @@ int main(int argc, char **argv)
              (unsigned long long)R.total, (int)a->sched, R.warmup, a->clip, a->wd, a->on_prompt, (unsigned long long)a->seed,
              a->eval_fraction);
 
-    if ((s = pp_backend_cpu(&R.be, (int)a->threads)) != PP_OK ||
-        (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||
+    if ((s = pp_backend_open(&R.be, a->device ? a->device : "cpu", (int)a->threads)) != PP_OK) goto fail;
+    if (!R.be->ops->host_memory && a->full) {
+        s = pp_fail(PP_E_USAGE, "--full trains on the CPU only, for now (--device cpu)");
+        goto fail;
+    }
+    if ((s = pp_llama_to_backend(&R.m, R.be)) != PP_OK || (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||
         (s = pp_adamw_init(&R.o, R.n_params, 0.9f, 0.999f, 1e-8f, (float)a->wd)) != PP_OK)
         goto fail;
     if (a->full) R.t.grad = &R.F.g, R.o.n_decay = R.F.n_decay; /* no decay on the norms, as the HF Trainer */
     if (a->resume && (s = resume(&R)) != PP_OK) goto fail;
+    if (!a->full && (s = pp_lora_to_backend_train(&R.l, R.be)) != PP_OK) goto fail; /* nothing on the CPU */
     if (a->log && !(logf = fopen(a->log, a->resume ? "a" : "w"))) {
         s = pp_fail(PP_E_CANTCREAT, "%s: cannot create", a->log);
         goto fail;

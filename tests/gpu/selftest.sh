@@ -4,10 +4,11 @@
 # machine and carried over) or, without it, builds with make. Runs:
 #   1. cuda_probe: a kernel runs on the device;
 #   2. test_cuda: every CUDA operation against the CPU backend on random
-#      inputs (outputs poisoned with NaN first), then the logits and greedy
-#      text of whole models on both backends (tiny, tiny-bf16, stories260K
-#      and its NF4 file);
-#   3. pp-generate --device cuda against --device cpu: the same greedy text.
+#      inputs (outputs poisoned with NaN first), the training operations and
+#      a LoRA step's gradients, then the logits and greedy text of whole
+#      models on both backends (tiny, tiny-bf16, stories260K and its NF4 file);
+#   3. pp-generate --device cuda against --device cpu: the same greedy text;
+#   4. pp-train --device cuda against --device cpu: 20 LoRA steps' losses.
 # Prints one table last; logs go to $OUT (or build/gpu-logs). Exit status 0
 # when everything passes.
 set -u
@@ -64,6 +65,28 @@ if [ -r "$MODELS/stories260K/model.safetensors" ]; then
         printf 'cpu:  %s\ncuda: %s\n' "$a" "$b" >> "$OUT/generate.log"
         row "pp-generate greedy cuda == cpu ($(basename "$m"))" "$([ -n "$b" ] && [ "$a" = "$b" ] && echo ok || echo FAIL)"
     done
+fi
+
+# training: 20 LoRA steps (every linear layer, lr 1e-3) on each device, the
+# losses step by step; then the adapters' own greedy text
+if [ -r "$MODELS/stories260K/model.safetensors" ]; then
+    m=$MODELS/stories260K
+    "$BIN/pp-format" -q data/pride_prejudice_ift.json -o "$OUT/train.jsonl" &&
+        "$BIN/pp-tokenize" -q -t "$m" --max-len 256 -o "$OUT/train.tok" "$OUT/train.jsonl"
+    for d in cpu cuda; do
+        rm -rf "$OUT/adapter-$d"
+        timeout 300 "$BIN/pp-train" -q --device $d -m "$m" -d "$OUT/train.tok" -o "$OUT/adapter-$d" --max-steps 20 \
+            --lr 1e-3 --targets all-linear --log "$OUT/train-$d.jsonl" 2> "$OUT/train-$d.err"
+    done
+    diff=$(paste "$OUT/train-cpu.jsonl" "$OUT/train-cuda.jsonl" 2>/dev/null | awk '
+        { split($0, h, "\t"); a = h[1]; b = h[2]; sub(/.*"loss": /, "", a); sub(/,.*/, "", a); sub(/.*"loss": /, "", b); sub(/,.*/, "", b);
+          d = a - b; if (d < 0) d = -d; d /= (a < 0 ? -a : a); if (d > m) m = d; n++ }
+        END { if (n == 20) printf "%.2e", m; else print "missing" }')
+    row "pp-train 20 LoRA steps, cuda vs cpu: loss rel. diff $diff" "$(awk -v d="$diff" 'BEGIN { exit !(d != "missing" && d + 0 <= 1e-3) }' && echo ok || echo FAIL)"
+    a=$("$BIN/pp-generate" --device cpu -m "$m" -a "$OUT/adapter-cpu" --greedy --max-new-tokens 32 'Who is Mr. Darcy?' 2>/dev/null)
+    b=$("$BIN/pp-generate" --device cpu -m "$m" -a "$OUT/adapter-cuda" --greedy --max-new-tokens 32 'Who is Mr. Darcy?' 2>/dev/null)
+    printf 'cpu-trained:  %s\ncuda-trained: %s\n' "$a" "$b" >> "$OUT/train.log"
+    row "pp-train cuda adapter answers as the cpu one" "$([ -n "$b" ] && [ "$a" = "$b" ] && echo ok || echo 'differs (see train.log)')"
 fi
 
 echo

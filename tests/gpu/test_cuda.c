@@ -9,7 +9,8 @@
  * is the largest absolute difference over the largest absolute reference
  * value (NaN never passes). Output buffers are poisoned with NaN before each
  * run, so elements the kernel leaves unwritten fail. Exit 0 when all pass,
- * 1 when one fails, 77 when there is no CUDA device. */
+ * 1 when one fails, 77 when there is no CUDA device. PP_TEST_DEVICE=cpu
+ * compares the CPU backend with itself: the harness's own check. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "llama.h"
 #include "lora.h"
 #include "quant.h"
+#include "train.h"
 
 static pp_backend *cpu, *gpu;
 static int failed, checks;
@@ -249,6 +251,175 @@ static void check_small_ops(void)
     free(x), free(g), free(want), free(u), free(kc), free(vc);
 }
 
+/* Compares a device buffer of n floats with the host reference. */
+static void cmp_dev(const char *name, const float *d, const float *want, size_t n, double tol)
+{
+    float *got = host(d, n);
+    report(name, rel_err(got, want, n), tol);
+    free(got);
+}
+
+/* The training operations (fp32 on both backends). */
+static void check_train_ops(void)
+{
+    int n = 45, dim = 320, H = 8, KV = 2, hd = 40, qd = H * hd, kvd = KV * hd, V = 1000;
+    size_t nd = (size_t)n * dim;
+    char name[96];
+    /* matmul_dx through each stored type */
+    static const pp_wtype wt[] = {PP_W_F32, PP_W_BF16, PP_W_NF4};
+    for (int t = 0; t < 3; t++) {
+        int rows = 300, cols = 512;
+        float *wv = randv((size_t)rows * cols, 0.5f), *dy = randv((size_t)n * rows, 1), *dx = randv((size_t)n * cols, 1);
+        wpair w;
+        make_weight(&w, wt[t], rows, cols, wv, 64);
+        float *ddy = dev(dy, (size_t)n * rows), *ddx = dev(dx, (size_t)n * cols);
+        cpu->ops->reserve(cpu, (size_t)rows * cols, 16), gpu->ops->reserve(gpu, (size_t)rows * cols, 16);
+        cpu->ops->matmul_dx(cpu, dx, dy, &w.hw, n);
+        gpu->ops->matmul_dx(gpu, ddx, ddy, &w.dw, n);
+        snprintf(name, sizeof name, "matmul_dx %s n=%d %dx%d", tname(wt[t]), n, rows, cols);
+        cmp_dev(name, ddx, dx, (size_t)n * cols, 2e-5);
+        gpu->ops->free(gpu, ddy), gpu->ops->free(gpu, ddx);
+        free_weight(&w);
+        free(wv), free(dy), free(dx);
+    }
+    /* rmsnorm_train and its backward (dx accumulates, dw accumulates) */
+    float *x = randv(nd, 2), *g = randv(dim, 1), *out = malloc(nd * 4), *rstd = malloc((size_t)n * 4);
+    pp_weight hw = {PP_W_F32, 1, dim, 0, g, NULL}, dw = hw;
+    float *dg = dev(g, dim), *dx = dev(x, nd), *dout = dev(NULL, nd), *drstd = dev(NULL, (size_t)n);
+    dw.data = dg;
+    cpu->ops->rmsnorm_train(cpu, out, rstd, x, &hw, n, 1e-5f);
+    gpu->ops->rmsnorm_train(gpu, dout, drstd, dx, &dw, n, 1e-5f);
+    cmp_dev("rmsnorm_train out", dout, out, nd, 1e-5);
+    cmp_dev("rmsnorm_train rstd", drstd, rstd, (size_t)n, 1e-6);
+    float *dy = randv(nd, 1), *gx = randv(nd, 1), *gw = randv(dim, 1);
+    float *ddy = dev(dy, nd), *dgx = dev(gx, nd), *dgw = dev(gw, dim);
+    cpu->ops->rmsnorm_backward(cpu, gx, gw, dy, x, rstd, &hw, n);
+    gpu->ops->rmsnorm_backward(gpu, dgx, dgw, ddy, dx, drstd, &dw, n);
+    cmp_dev("rmsnorm_backward dx", dgx, gx, nd, 1e-5);
+    cmp_dev("rmsnorm_backward dw", dgw, gw, dim, 1e-5);
+    /* swiglu_backward */
+    float *u = randv(nd, 2), *du = dev(u, nd), *dgate = malloc(nd * 4), *dup = malloc(nd * 4);
+    float *ddgate = dev(NULL, nd), *ddup = dev(NULL, nd);
+    cpu->ops->swiglu_backward(cpu, dgate, dup, dy, x, u, nd);
+    gpu->ops->swiglu_backward(gpu, ddgate, ddup, ddy, dx, du, nd);
+    cmp_dev("swiglu_backward dgate", ddgate, dgate, nd, 1e-6);
+    cmp_dev("swiglu_backward dup", ddup, dup, nd, 1e-6);
+    /* rope_backward undoes rope */
+    float *q = randv((size_t)n * qd, 1), *k = randv((size_t)n * kvd, 1);
+    float *dq = dev(q, (size_t)n * qd), *dk = dev(k, (size_t)n * kvd);
+    cpu->ops->rope_backward(cpu, q, k, n, 0, H, KV, hd, 10000.0f);
+    gpu->ops->rope_backward(gpu, dq, dk, n, 0, H, KV, hd, 10000.0f);
+    cmp_dev("rope_backward q", dq, q, (size_t)n * qd, 1e-5);
+    cmp_dev("rope_backward k", dk, k, (size_t)n * kvd, 1e-5);
+    /* attention_train and attention_backward (GQA) */
+    float *v = randv((size_t)n * kvd, 1), *dv_ = dev(v, (size_t)n * kvd);
+    float *att = malloc((size_t)n * qd * 4), *pr = malloc((size_t)H * n * n * 4);
+    float *datt = dev(NULL, (size_t)n * qd), *dp = dev(NULL, (size_t)H * n * n);
+    cpu->ops->reserve(cpu, 1, n), gpu->ops->reserve(gpu, 1, n);
+    cpu->ops->attention_train(cpu, att, pr, q, k, v, n, H, KV, hd);
+    gpu->ops->attention_train(gpu, datt, dp, dq, dk, dv_, n, H, KV, hd);
+    cmp_dev("attention_train out", datt, att, (size_t)n * qd, 1e-5);
+    cmp_dev("attention_train p", dp, pr, (size_t)H * n * n, 1e-5);
+    float *dO = randv((size_t)n * qd, 1), *ddO = dev(dO, (size_t)n * qd);
+    float *gq = malloc((size_t)n * qd * 4), *gk = malloc((size_t)n * kvd * 4), *gv = malloc((size_t)n * kvd * 4);
+    float *dgq = dev(NULL, (size_t)n * qd), *dgk = dev(NULL, (size_t)n * kvd), *dgv = dev(NULL, (size_t)n * kvd);
+    cpu->ops->attention_backward(cpu, gq, gk, gv, dO, pr, q, k, v, n, H, KV, hd);
+    gpu->ops->attention_backward(gpu, dgq, dgk, dgv, ddO, dp, dq, dk, dv_, n, H, KV, hd);
+    cmp_dev("attention_backward dq", dgq, gq, (size_t)n * qd, 1e-5);
+    cmp_dev("attention_backward dk", dgk, gk, (size_t)n * kvd, 1e-5);
+    cmp_dev("attention_backward dv", dgv, gv, (size_t)n * kvd, 1e-5);
+    /* cross_entropy: loss and gradient, a row without a target */
+    float *lg = randv((size_t)n * V, 4), *dlg = dev(lg, (size_t)n * V);
+    int32_t tg[45];
+    for (int i = 0; i < n; i++) tg[i] = i % 7 == 3 ? -1 : (i * 37) % V;
+    double lc = cpu->ops->cross_entropy(cpu, lg, tg, n, V, 0.25f), lgpu = gpu->ops->cross_entropy(gpu, dlg, tg, n, V, 0.25f);
+    report("cross_entropy loss", fabs(lgpu - lc) / fabs(lc), 1e-6);
+    cmp_dev("cross_entropy gradient", dlg, lg, (size_t)n * V, 1e-5);
+    /* embed_backward with a repeated id */
+    uint32_t ids[45];
+    for (int i = 0; i < n; i++) ids[i] = (uint32_t)((i * 13) % 40);
+    float *tab = randv((size_t)40 * dim, 1), *dtab = dev(tab, (size_t)40 * dim);
+    cpu->ops->embed_backward(cpu, tab, dy, ids, n, dim);
+    gpu->ops->embed_backward(gpu, dtab, ddy, ids, n, dim);
+    cmp_dev("embed_backward", dtab, tab, (size_t)40 * dim, 1e-6);
+    /* data movement: zero, copy, rows (gather, scatter), dropout (the same mask, exactly) */
+    float *a = randv(nd, 1), *da = dev(a, nd), *db = dev(NULL, nd);
+    gpu->ops->copy(gpu, db, da, nd);
+    cmp_dev("copy", db, a, nd, 0);
+    gpu->ops->zero(gpu, db, nd);
+    float *zeros = calloc(nd, 4);
+    cmp_dev("zero", db, zeros, nd, 0);
+    int rows[5] = {44, 0, 7, 8, 30};
+    float *gat = malloc((size_t)5 * dim * 4);
+    cpu->ops->rows(cpu, gat, a, rows, 5, dim, 0);
+    float *dgat = dev(NULL, (size_t)5 * dim);
+    gpu->ops->rows(gpu, dgat, da, rows, 5, dim, 0);
+    cmp_dev("rows gather", dgat, gat, (size_t)5 * dim, 0);
+    cpu->ops->rows(cpu, zeros, gat, rows, 5, dim, 1);
+    gpu->ops->rows(gpu, db, dgat, rows, 5, dim, 1);
+    cmp_dev("rows scatter", db, zeros, nd, 0);
+    float *dr = malloc(nd * 4);
+    memcpy(dr, x, nd * 4);
+    cpu->ops->dropout(cpu, dr, a, nd, 0x1234567ull, 1288490189u, 1.0f / 0.7f, 1);
+    float *ddr = dev(x, nd);
+    gpu->ops->dropout(gpu, ddr, da, nd, 0x1234567ull, 1288490189u, 1.0f / 0.7f, 1);
+    cmp_dev("dropout p=0.3 (the same mask)", ddr, dr, nd, 0);
+    float *bufs[] = {dg, dx, dout, drstd, ddy, dgx, dgw, du, ddgate, ddup, dq, dk, dv_, datt, dp, ddO, dgq, dgk, dgv,
+                     dlg, dtab, da, db, dgat, ddr};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) gpu->ops->free(gpu, bufs[i]);
+    float *hb[] = {x, g, out, rstd, dy, gx, gw, u, dgate, dup, q, k, v, att, pr, dO, gq, gk, gv, lg, tab, a, zeros, gat, dr};
+    for (size_t i = 0; i < sizeof hb / sizeof *hb; i++) free(hb[i]);
+}
+
+/* One LoRA step of the trainer on both backends: the loss and every
+ * adapter gradient (all seven targets, B not zero so that A gets a
+ * gradient too), on model, with dropout or without. */
+static void check_lora_step(const char *model, float dropout)
+{
+    pp_llama mc, mg;
+    pp_lora lc, lg;
+    if (pp_llama_load(&mc, model) != PP_OK || pp_llama_load(&mg, model) != PP_OK || pp_llama_to_backend(&mg, gpu) != PP_OK ||
+        pp_lora_init(&lc, &mc.cfg, 8, 16, 0, 0x7f) != PP_OK || pp_lora_init(&lg, &mc.cfg, 8, 16, 0, 0x7f) != PP_OK) {
+        printf("%-44s %s\n", model, pp_errmsg());
+        failed++;
+        return;
+    }
+    for (size_t i = 0; i < lc.n_params; i++) lc.params[i] = lg.params[i] = frand() * 0.1f;
+    if (pp_lora_to_backend_train(&lg, gpu) != PP_OK) {
+        printf("%-44s %s\n", model, pp_errmsg());
+        failed++;
+        return;
+    }
+    int V = mc.cfg.vocab;
+    uint32_t r0[40], r1[25];
+    for (int i = 0; i < 40; i++) r0[i] = (uint32_t)(1 + (i * 7919u) % (unsigned)(V - 1));
+    for (int i = 0; i < 25; i++) r1[i] = (uint32_t)(1 + (i * 104729u) % (unsigned)(V - 1));
+    const uint32_t *tok[2] = {r0, r1};
+    int len[2] = {40, 25}, plen[2] = {10, 3};
+    pp_train_opts o = {96, 48, 0, dropout, 5};
+    pp_trainer tc, tgp;
+    double loss_c = 0, loss_g = 0;
+    int nc = 0, ng = 0;
+    if (pp_trainer_init(&tc, &mc, cpu, &lc, &o) != PP_OK || pp_trainer_init(&tgp, &mg, gpu, &lg, &o) != PP_OK ||
+        pp_trainer_batch(&tc, tok, len, plen, 2, 0.02f, 1, &loss_c, &nc) != PP_OK ||
+        pp_trainer_batch(&tgp, tok, len, plen, 2, 0.02f, 1, &loss_g, &ng) != PP_OK) {
+        printf("%-44s %s\n", model, pp_errmsg());
+        failed++;
+        return;
+    }
+    pp_lora_grads_to_host(&lg);
+    const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+    char name[96];
+    int quant = strcmp(mc.quant, "f32") != 0; /* the forward products run in bf16 */
+    snprintf(name, sizeof name, "LoRA step %s (%s)%s: loss", base, mc.quant, dropout > 0 ? " dropout" : "");
+    report(name, nc == ng ? fabs(loss_g - loss_c) / fabs(loss_c) : INFINITY, quant ? 1e-2 : 1e-5);
+    snprintf(name, sizeof name, "LoRA step %s (%s)%s: gradients", base, mc.quant, dropout > 0 ? " dropout" : "");
+    report(name, rel_err(lg.grads, lc.grads, lc.n_params), quant ? 5e-2 : 1e-4);
+    pp_trainer_free(&tc), pp_trainer_free(&tgp);
+    pp_lora_free(&lc), pp_lora_free(&lg);
+    pp_llama_free(&mc), pp_llama_free(&mg);
+}
+
 /* A model on both backends: the logits of a prompt, and 48 greedy tokens. */
 static void check_model(const char *path)
 {
@@ -331,7 +502,10 @@ static void check_adapter(const char *model, const char *adapter)
 int main(int argc, char **argv)
 {
     pp_cli_init("test_cuda");
-    if (pp_backend_open(&gpu, "cuda", 1) != PP_OK) {
+    /* PP_TEST_DEVICE=cpu runs the harness against the CPU backend itself
+     * (every error 0): a check of the checks where there is no GPU */
+    const char *devname = getenv("PP_TEST_DEVICE") ? getenv("PP_TEST_DEVICE") : "cuda";
+    if (pp_backend_open(&gpu, devname, 1) != PP_OK) {
         printf("no CUDA backend: %s\n", pp_errmsg());
         return 77;
     }
@@ -349,6 +523,10 @@ int main(int argc, char **argv)
     check_gemm(8, 40, 64, 1, 1, 0.5f);
     check_small_ops();
     check_adapter("tests/fixtures/llama/tiny", "tests/fixtures/lora/peft-adapter");
+    check_train_ops();
+    check_lora_step("tests/fixtures/llama/tiny", 0);
+    check_lora_step("tests/fixtures/llama/tiny", 0.3f);
+    for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0);
     for (int i = 1; i < argc; i++) check_model(argv[i]);
     printf("%d checks, %d failed\n", checks, failed);
     pp_backend_free(cpu);

@@ -121,8 +121,9 @@ build/lib/libppcuda.so: $(filter-out build/cuda/probe.o,$(CUDA_OBJ))
 build/cuda_probe: tests/gpu/cuda_probe.c build/libppcuda.a
 	$(CC) -std=c11 -O2 $(WARN) -Icuda $< build/libppcuda.a -o $@ -L$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lm -ldl -lrt -pthread
 
-# the GPU self-test's program (it links only libpp; the CUDA library is opened at run time)
-build/gpu/test_cuda: tests/gpu/test_cuda.c $(B)/libpp.a
+# the GPU self-test's program (it links only libpp; the CUDA library is opened
+# at run time); make test runs it against the CPU backend, a check of the checks
+$(B)/gpu/test_cuda: tests/gpu/test_cuda.c $(B)/libpp.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
 
@@ -133,8 +134,8 @@ $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libpp.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
 
-test: $(TOOLS) $(UNIT)
-	@BIN=$(BIN) UNIT_DIR=$(B)/tests sh tests/run.sh
+test: $(TOOLS) $(UNIT) $(B)/gpu/test_cuda
+	@BIN=$(BIN) UNIT_DIR=$(B)/tests GPU_TEST=$(B)/gpu/test_cuda sh tests/run.sh
 
 # --- fuzzing (clang's libFuzzer) ---
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

@@ -13,6 +13,15 @@
                                    (min_new_tokens=N); prints prefill and
                                    decode tokens/s (median of 3) and peak
                                    device memory
+  gpu_peer.py train DIR B T TARGETS CKPT
+                                   transformers + PEFT LoRA (r 16, alpha 32,
+                                   TARGETS "q,v" or "all-linear"), bf16 base,
+                                   batch B x T random tokens, AdamW lr 2e-4,
+                                   gradient checkpointing when CKPT is 1;
+                                   3 warm-up steps, then the median step time
+                                   of 10: tokens/s and peak device memory
+  gpu_peer.py matmul               the bf16 matrix-product rate of the GPU:
+                                   8192^3 products, median of 10, TFLOP/s
 """
 import json
 import statistics
@@ -70,10 +79,56 @@ def generate(d, p, n):
                       "peak_mib": torch.cuda.max_memory_allocated() / 2**20}))
 
 
+def train(d, b, t, targets, ckpt):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+    m = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16).cuda()
+    if ckpt:
+        m.gradient_checkpointing_enable()
+        m.enable_input_require_grads()
+    mods = ["q_proj", "v_proj"] if targets == "q,v" else "all-linear"
+    m = get_peft_model(m, LoraConfig(r=16, lora_alpha=32, target_modules=mods, lora_dropout=0.0, task_type="CAUSAL_LM"))
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-4)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, 32000, (b, t), generator=g).cuda()
+    times = []
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(13):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        loss = m(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    print(json.dumps({"tokens_per_s": b * t / statistics.median(times),
+                      "peak_mib": torch.cuda.max_memory_allocated() / 2**20}))
+
+
+def matmul():
+    n = 8192
+    a = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    b = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    times = []
+    for _ in range(12):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"bf16_tflops": 2 * n**3 / statistics.median(times[2:]) / 1e12}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "bandwidth":
         bandwidth()
+    elif sys.argv[1] == "train":
+        train(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6] == "1")
+    elif sys.argv[1] == "matmul":
+        matmul()
     else:
         generate(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

@@ -1,0 +1,79 @@
+#!/bin/sh
+# bench/gpu-train.sh: pp-train on the GPU next to transformers + PEFT, on a
+# random model with Llama-2-7B's layer shape (LAYERS of its 32 layers,
+# default 4: step time per layer is what is compared), sequence T (512),
+# batch 2 and 8 (BATCHES), LoRA r 16 on q,v and on all-linear, a bf16 and
+# an NF4 base, with and without gradient checkpointing. Prints tokens/s,
+# model FLOPs utilisation (4 N FLOPs per token for LoRA, N the parameters,
+# plus attention, against the GPU's measured bf16 matrix-product rate), peak
+# device memory, and the ratio to transformers + PEFT (bf16 LoRA, the same
+# shape, batch and GPU, in the same run). pp-train runs fp32 on the GPU for
+# now (pp-train(1), NOT YET), so the MFU is against a bf16 rate it does not
+# use. Uses build/gpu-pack (tests/gpu/pack.sh) when present. Logs and the
+# table go to $OUT (or build/gpu-logs).
+set -eu
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build/gpu-logs}
+LAYERS=${LAYERS:-4} T=${T:-512} BATCHES=${BATCHES:-2 8} STEPS=${STEPS:-10}
+W=${W:-/tmp/pp-gpu-bench}
+mkdir -p "$OUT" "$W"
+BIN=bin
+if [ -x build/gpu-pack/bin/pp-train ]; then
+    BIN=build/gpu-pack/bin
+    export LD_LIBRARY_PATH="build/gpu-pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+d=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+[ -n "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
+M=$W/llama7b-shape-$LAYERS
+[ -s "$M/config.json" ] || python3 bench/gpu_peer.py make "$M" "$LAYERS" 2> "$OUT/make.err"
+for t in build/gpu-pack/models/llama2-tokenizer.model ../shared/models/llama2-tokenizer/tokenizer.model; do
+    [ -s "$M/tokenizer.model" ] || { [ -r "$t" ] && cp "$t" "$M/tokenizer.model"; }
+done
+[ -s "$M.nf4" ] || "$BIN/pp-quantize" -q -t nf4 -o "$M.nf4" "$M" 2> "$OUT/quantize.err"
+# records of exactly T tokens (bench/train_util.py data: long English-ish text, cut by --max-len)
+[ -s "$W/train-$T.tok" ] || { python3 bench/train_util.py data "$W/train.jsonl" 64 1 &&
+    "$BIN/pp-tokenize" -q -t "$M" --max-len "$T" -o "$W/train-$T.tok" "$W/train.jsonl"; }
+tflops=$(python3 bench/gpu_peer.py matmul | python3 -c 'import json,sys; print(json.load(sys.stdin)["bf16_tflops"])')
+# FLOPs per token: 4 N for the frozen weights (forward and input gradients)
+# plus attention's 4 T d per layer forward, twice that backward
+flops=$(python3 -c "
+import json; c=json.load(open('$M/config.json')); L=c['num_hidden_layers']; d=c['hidden_size']; h=c['intermediate_size']; v=c['vocab_size']
+N=(4*d*d+3*d*h)*L+v*d; print(4*N + 3*2*$T*d*L)")
+row() { printf '%-6s %-10s %5s %4s %12s %7s %10s %12s %8s\n' "$@"; }
+{
+row base targets batch ckpt "pp tok/s" "MFU %" "peak MiB" "HF tok/s" "x HF"
+for b in $BATCHES; do
+    for tg in q,v all-linear; do
+        for ck in 0 1; do
+            peer=$(python3 bench/gpu_peer.py train "$M" "$b" "$T" "$tg" "$ck" 2> "$OUT/peer-$b-$tg-$ck.err" || echo '{}')
+            for base in bf16 nf4; do
+                m=$M
+                [ $base = nf4 ] && m=$M.nf4
+                log=$OUT/train-$base-$b-$tg-$ck.jsonl
+                rm -rf "$W/adapter"
+                flag=""
+                [ $ck = 1 ] && flag=--grad-checkpoint
+                "$BIN/pp-train" -v --device cuda -m "$m" -d "$W/train-$T.tok" -o "$W/adapter" --targets "$tg" \
+                    --batch-size "$b" --max-steps $((STEPS + 3)) $flag --log "$log" \
+                    > /dev/null 2> "$OUT/train-$base-$b-$tg-$ck.err" || { tail -n 3 "$OUT/train-$base-$b-$tg-$ck.err"; continue; }
+                python3 - "$base" "$tg" "$b" "$ck" "$log" "$OUT/train-$base-$b-$tg-$ck.err" "$flops" "$tflops" "$peer" "$T" <<'PY'
+import json, re, statistics, sys
+base, tg, b, ck, log, err, flops, tflops, peer, T = sys.argv[1:11]
+lines = [json.loads(l) for l in open(log)]
+# per-step rate from the cumulative tokens/s of consecutive lines (the first 3 steps are warm-up)
+t = [l["tokens"] / l["tokens_per_s"] for l in lines if l.get("tokens_per_s")]
+steps = [(lines[i]["tokens"] - lines[i - 1]["tokens"]) / (t[i] - t[i - 1]) for i in range(4, len(t)) if t[i] > t[i - 1]]
+tps = statistics.median(steps) if steps else float("nan")
+m = re.search(r"peak device memory in use ([0-9.]+)", open(err).read())
+p = json.loads(peer) if peer.strip() else {}
+hf = p.get("tokens_per_s", float("nan"))
+print("%-6s %-10s %5s %4s %12.0f %7.1f %10s %12.0f %8.2f" % (base, tg, b, ck, tps, 100 * tps * float(flops) / (float(tflops) * 1e12),
+      m.group(1) if m else "?", hf, tps / hf if hf == hf else float("nan")))
+PY
+            done
+        done
+    done
+done
+echo "GPU bf16 matrix products: $tflops TFLOP/s (8192^3, median of 10); model: Llama-2-7B layer shape, $LAYERS layers; T=$T"
+echo "pp: fp32 on the GPU (pp-train(1) NOT YET); transformers + PEFT: bf16 LoRA r 16, AdamW, the same batch"
+} | tee "$OUT/gpu-train.txt"

@@ -13,21 +13,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-build/gpu-logs}
 LAYERS=${LAYERS:-32} P=${P:-512} N=${N:-256}
 W=${W:-/tmp/pp-gpu-bench}
-mkdir -p "$OUT" "$W"
-BIN=bin
-if [ -x build/gpu-pack/bin/pp-generate ]; then
-    BIN=build/gpu-pack/bin
-    export LD_LIBRARY_PATH="build/gpu-pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-d=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
-[ -n "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-M=$W/llama7b-shape-$LAYERS
-[ -s "$M/config.json" ] || python3 bench/gpu_peer.py make "$M" "$LAYERS" 2> "$OUT/make.err"
-# pp-generate wants a tokenizer: the Llama 2 one (carried in the pack, or from ../shared)
-for t in build/gpu-pack/models/llama2-tokenizer.model ../shared/models/llama2-tokenizer/tokenizer.model; do
-    [ -s "$M/tokenizer.model" ] || { [ -r "$t" ] && cp "$t" "$M/tokenizer.model"; }
-done
-[ -s "$M.nf4" ] || "$BIN/pp-quantize" -q -t nf4 -o "$M.nf4" "$M" 2> "$OUT/quantize.err"
+. bench/gpu-lib.sh
 bw=$(python3 bench/gpu_peer.py bandwidth | python3 -c 'import json,sys; print(json.load(sys.stdin)["bandwidth_gbs"])')
 peer=$(python3 bench/gpu_peer.py generate "$M" "$P" "$N" 2> "$OUT/peer.err")
 # a prompt of about P tokens (one per word for the Llama 2 tokenizer; -v gives the exact count)

@@ -16,20 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-build/gpu-logs}
 LAYERS=${LAYERS:-4} T=${T:-512} BATCHES=${BATCHES:-2 8} STEPS=${STEPS:-10}
 W=${W:-/tmp/pp-gpu-bench}
-mkdir -p "$OUT" "$W"
-BIN=bin
-if [ -x build/gpu-pack/bin/pp-train ]; then
-    BIN=build/gpu-pack/bin
-    export LD_LIBRARY_PATH="build/gpu-pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
-d=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
-[ -n "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-M=$W/llama7b-shape-$LAYERS
-[ -s "$M/config.json" ] || python3 bench/gpu_peer.py make "$M" "$LAYERS" 2> "$OUT/make.err"
-for t in build/gpu-pack/models/llama2-tokenizer.model ../shared/models/llama2-tokenizer/tokenizer.model; do
-    [ -s "$M/tokenizer.model" ] || { [ -r "$t" ] && cp "$t" "$M/tokenizer.model"; }
-done
-[ -s "$M.nf4" ] || "$BIN/pp-quantize" -q -t nf4 -o "$M.nf4" "$M" 2> "$OUT/quantize.err"
+. bench/gpu-lib.sh
 # records of exactly T tokens (bench/train_util.py data: long English-ish text, cut by --max-len)
 [ -s "$W/train-$T.tok" ] || { python3 bench/train_util.py data "$W/train.jsonl" 64 1 &&
     "$BIN/pp-tokenize" -q -t "$M" --max-len "$T" -o "$W/train-$T.tok" "$W/train.jsonl"; }

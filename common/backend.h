@@ -107,6 +107,16 @@ typedef struct pp_backend_ops {
      * draws the same mask for the same key. */
     void (*dropout)(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc);
 
+    /* ---- the optimizer, on the backend's buffers ---- */
+    /* The sum of squares of x (n), in double. */
+    double (*sumsq)(pp_backend *be, const float *x, size_t n);
+    /* x[0..n) *= s. */
+    void (*scale)(pp_backend *be, float *x, size_t n, float s);
+    /* One AdamW update of p (n) from g with moments m, v, the first n_decay
+     * values decayed (pp_adamw_update's arithmetic; h: b1, b2, eps, step,
+     * decay, sqrt(1 - b2^t), as pp_adamw_hyper). */
+    void (*adamw)(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6]);
+
     /* Releases the backend (pp_backend_free calls it). */
     void (*destroy)(pp_backend *be);
     int host_memory;        /* 1: buffers are plain host memory (the CPU backend) */

@@ -21,6 +21,7 @@ static int omp_get_num_procs(void) { return 1; }
 #include <string.h>
 
 #include "backend.h"
+#include "optim.h"
 #include "quant.h"
 
 #define FUSED_MAX_ROWS 4    /* up to this many tokens: fused kernels */
@@ -505,6 +506,25 @@ static void cpu_dropout(pp_backend *be, float *out, const float *x, size_t n, ui
     }
 }
 
+static double cpu_sumsq(pp_backend *be, const float *x, size_t n)
+{
+    (void)be;
+    return pp_sumsq(x, n);
+}
+
+static void cpu_scale(pp_backend *be, float *x, size_t n, float s)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
+static void cpu_adamw(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6])
+{
+    (void)be;
+    pp_adamw_hyper hy = {h[0], h[1], h[2], h[3], h[4], h[5]};
+    pp_adamw_update(p, g, m, v, n, n_decay, &hy);
+}
+
 static void cpu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
 {
     (void)be;
@@ -711,7 +731,7 @@ static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
     cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
-    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_destroy, 1,
+    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)

@@ -383,12 +383,3 @@ void pp_lora_grads_to_host(pp_lora *l)
     if (l->dev_grads) l->dev->ops->download(l->dev, l->grads, l->dev_grads, l->n_params * sizeof(float));
 }
 
-void pp_lora_params_to_device(pp_lora *l)
-{
-    if (l->dev) l->dev->ops->upload(l->dev, l->dev_params, l->params, l->n_params * sizeof(float));
-}
-
-void pp_lora_zero_device_grads(pp_lora *l)
-{
-    if (l->dev_grads) l->dev->ops->zero(l->dev, l->dev_grads, l->n_params);
-}

@@ -46,13 +46,10 @@ const char *pp_lora_module(int t);
  * Nothing to do for the CPU backend. */
 pp_status pp_lora_to_backend(pp_lora *l, struct pp_backend *be);
 /* The same for training: the gradients live on the device too (dA and dB
- * point there). params and grads stay the host copies that the optimizer
- * and the checkpoints use: pp_lora_grads_to_host() after the backward
- * passes, pp_lora_params_to_device() after each update. */
+ * point into dev_grads). params and grads stay host copies, for the
+ * checkpoints and the output; pp_lora_grads_to_host() fetches the gradients. */
 pp_status pp_lora_to_backend_train(pp_lora *l, struct pp_backend *be);
 void pp_lora_grads_to_host(pp_lora *l);
-void pp_lora_params_to_device(pp_lora *l);
-void pp_lora_zero_device_grads(pp_lora *l);
 
 /* PEFT's key of a layer's A (is_b 0) or B: base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight */
 void pp_lora_key(char *buf, size_t n, int layer, int t, int is_b);

@@ -20,33 +20,54 @@ void pp_adamw_free(pp_adamw *o)
     memset(o, 0, sizeof *o);
 }
 
-void pp_adamw_step(pp_adamw *o, float *p, const float *g, float lr)
+pp_adamw_hyper pp_adamw_next(pp_adamw *o, float lr)
 {
     o->t++;
     /* torch: bias_correction1 = 1 - b1^t, step_size = lr / bc1,
      * denom = sqrt(v) / sqrt(1 - b2^t) + eps, p -= step_size * m / denom,
      * after the decoupled decay p *= 1 - lr * wd. */
-    float bc1 = 1.0f - powf(o->b1, (float)o->t), bc2s = sqrtf(1.0f - powf(o->b2, (float)o->t));
-    float step = lr / bc1, decay = 1.0f - lr * o->wd;
-    for (size_t i = 0; i < o->n; i++) {
-        if (i < o->n_decay) p[i] *= decay;
-        o->m[i] = o->b1 * o->m[i] + (1.0f - o->b1) * g[i];
-        o->v[i] = o->b2 * o->v[i] + (1.0f - o->b2) * g[i] * g[i];
-        float denom = sqrtf(o->v[i]) / bc2s + o->eps;
-        p[i] -= step * (o->m[i] / denom);
+    float bc1 = 1.0f - powf(o->b1, (float)o->t);
+    pp_adamw_hyper h = {o->b1, o->b2, o->eps, lr / bc1, 1.0f - lr * o->wd, sqrtf(1.0f - powf(o->b2, (float)o->t))};
+    return h;
+}
+
+void pp_adamw_update(float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const pp_adamw_hyper *h)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i < n_decay) p[i] *= h->decay;
+        m[i] = h->b1 * m[i] + (1.0f - h->b1) * g[i];
+        v[i] = h->b2 * v[i] + (1.0f - h->b2) * g[i] * g[i];
+        float denom = sqrtf(v[i]) / h->bc2s + h->eps;
+        p[i] -= h->step * (m[i] / denom);
     }
+}
+
+void pp_adamw_step(pp_adamw *o, float *p, const float *g, float lr)
+{
+    pp_adamw_hyper h = pp_adamw_next(o, lr);
+    pp_adamw_update(p, g, o->m, o->v, o->n, o->n_decay, &h);
+}
+
+double pp_sumsq(const float *x, size_t n)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    return ss;
+}
+
+float pp_clip_coef(double norm, float max_norm)
+{
+    if (max_norm <= 0 || !isfinite(norm)) return 1.0f;
+    float coef = (float)(max_norm / (norm + 1e-6));
+    return coef < 1.0f ? coef : 1.0f;
 }
 
 double pp_clip_grad_norm(float *g, size_t n, float max_norm)
 {
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
-    double norm = sqrt(ss);
-    if (max_norm > 0 && isfinite(norm)) {
-        float coef = (float)(max_norm / (norm + 1e-6));
-        if (coef < 1.0f)
-            for (size_t i = 0; i < n; i++) g[i] *= coef;
-    }
+    double norm = sqrt(pp_sumsq(g, n));
+    float coef = pp_clip_coef(norm, max_norm);
+    if (coef < 1.0f)
+        for (size_t i = 0; i < n; i++) g[i] *= coef;
     return norm;
 }
 

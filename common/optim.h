@@ -16,7 +16,18 @@ typedef struct pp_adamw {
     size_t n_decay;         /* weight decay applies to the first n_decay values (default n) */
 } pp_adamw;
 
+/* One step's constants: the moments' decay rates, eps, the step size
+ * lr / (1 - b1^t), the decay factor 1 - lr wd, and sqrt(1 - b2^t). */
+typedef struct pp_adamw_hyper {
+    float b1, b2, eps, step, decay, bc2s;
+} pp_adamw_hyper;
+
 pp_status pp_adamw_init(pp_adamw *o, size_t n, float b1, float b2, float eps, float wd);
+/* Counts a step (o->t + 1) and returns its constants at learning rate lr. */
+pp_adamw_hyper pp_adamw_next(pp_adamw *o, float lr);
+/* The update itself on n values (the first n_decay decayed), moments m, v:
+ * what pp_adamw_step and the CPU backend run. */
+void pp_adamw_update(float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const pp_adamw_hyper *h);
 void pp_adamw_free(pp_adamw *o);
 /* One step on p (n) with gradients g at learning rate lr. */
 void pp_adamw_step(pp_adamw *o, float *p, const float *g, float lr);
@@ -25,6 +36,11 @@ void pp_adamw_step(pp_adamw *o, float *p, const float *g, float lr);
  * as clip_grad_norm_: factor min(1, max_norm / (norm + 1e-6)). Returns the
  * norm before clipping (NaN or inf when the gradient is not finite). */
 double pp_clip_grad_norm(float *g, size_t n, float max_norm);
+/* The sum of squares of x (n) in double, in order (the norm's). */
+double pp_sumsq(const float *x, size_t n);
+/* clip_grad_norm_'s factor for a gradient of this norm: min(1, max_norm /
+ * (norm + 1e-6)); 1 when max_norm is 0 or the norm is not finite. */
+float pp_clip_coef(double norm, float max_norm);
 
 typedef enum pp_schedule { PP_SCHED_LINEAR, PP_SCHED_COSINE, PP_SCHED_CONSTANT } pp_schedule;
 

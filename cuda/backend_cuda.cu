@@ -33,6 +33,7 @@ typedef struct cu {
     size_t losscap, hlosscap;
     int32_t *tg;            /* targets or row indices */
     size_t tgcap;
+    double *part;           /* sumsq's partial sums (PP_CUDA_SUMSQ_BLOCKS) */
     pp_cuda_host host;
     size_t peak;            /* the most device memory in use seen after an allocation (cudaMemGetInfo) */
 } cu;
@@ -272,6 +273,25 @@ static void cu_dropout(pp_backend *be, float *out, const float *x, size_t n, uin
     pp_cuda_dropout(out, x, n, key, thr, scale, acc, C(be)->stream);
 }
 
+static double cu_sumsq(pp_backend *be, const float *x, size_t n)
+{
+    cu *c = C(be);
+    double h[PP_CUDA_SUMSQ_BLOCKS], ss = 0;
+    if (!c->part) PP_CUDA(cudaMalloc((void **)&c->part, sizeof h));
+    pp_cuda_sumsq(c->part, x, n, c->stream);
+    PP_CUDA(cudaMemcpyAsync(h, c->part, sizeof h, cudaMemcpyDeviceToHost, c->stream));
+    PP_CUDA(cudaStreamSynchronize(c->stream));
+    for (int i = 0; i < PP_CUDA_SUMSQ_BLOCKS; i++) ss += h[i];
+    return ss;
+}
+
+static void cu_scale(pp_backend *be, float *x, size_t n, float f) { pp_cuda_scale(x, n, f, C(be)->stream); }
+
+static void cu_adamw(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6])
+{
+    pp_cuda_adamw(p, g, m, v, n, n_decay, h, C(be)->stream);
+}
+
 static void cu_destroy(pp_backend *be)
 {
     cu *c = C(be);
@@ -285,6 +305,7 @@ static void cu_destroy(pp_backend *be)
         cudaFree(c->ds);
         cudaFree(c->loss);
         cudaFree(c->tg);
+        cudaFree(c->part);
         free(c->hloss);
         if (c->blas) cublasDestroy(c->blas);
         if (c->stream) cudaStreamDestroy(c->stream);
@@ -297,7 +318,7 @@ static const pp_backend_ops cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_upload, cu_download, cu_reserve, cu_embed, cu_rmsnorm, cu_matmul, cu_rope, cu_attention,
     cu_swiglu, cu_add, cu_gemm, cu_matmul_dx, cu_rmsnorm_train, cu_rmsnorm_backward, cu_rope_backward,
     cu_attention_train, cu_attention_backward, cu_swiglu_backward, cu_cross_entropy, cu_embed_backward,
-    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_destroy, 0,
+    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0,
 };
 
 extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const pp_cuda_host *host)

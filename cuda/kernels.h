@@ -69,6 +69,13 @@ void pp_cuda_embed_backward(float *dtable, const float *dout, const uint32_t *id
 void pp_cuda_rows(float *dst, const float *src, const int *idx, int count, int dim, int scatter, cudaStream_t s);
 void pp_cuda_dropout(float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc,
                      cudaStream_t s);
+/* the optimizer: part (PP_CUDA_SUMSQ_BLOCKS) gets partial sums of squares in
+ * double, to be added on the host in order; AdamW as pp_adamw_update (the
+ * operations rounded one by one, no fused multiply-add: the CPU's results). */
+#define PP_CUDA_SUMSQ_BLOCKS 256
+void pp_cuda_sumsq(double *part, const float *x, size_t n, cudaStream_t s);
+void pp_cuda_scale(float *x, size_t n, float f, cudaStream_t s);
+void pp_cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6], cudaStream_t s);
 
 #ifdef __cplusplus
 }

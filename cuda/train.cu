@@ -274,3 +274,63 @@ extern "C" void pp_cuda_dropout(float *out, const float *x, size_t n, uint64_t k
     dropout<<<pp_cuda_grid(n), 256, 0, s>>>(out, x, n, key, thr, scale, acc);
     PP_LAUNCHED("dropout");
 }
+
+/* ------------------------------------------------------------- the optimizer */
+
+/* Partial sums of squares in double: PP_CUDA_SUMSQ_BLOCKS blocks, each
+ * thread a fixed stride, so the order (and the result) is always the same. */
+static __global__ void sumsq(double *part, const float *x, size_t n)
+{
+    __shared__ double s[256];
+    double acc = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        acc += (double)x[i] * x[i];
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int o = 128; o > 0; o >>= 1) {
+        if (threadIdx.x < o) s[threadIdx.x] += s[threadIdx.x + o];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = s[0];
+}
+
+extern "C" void pp_cuda_sumsq(double *part, const float *x, size_t n, cudaStream_t s)
+{
+    sumsq<<<PP_CUDA_SUMSQ_BLOCKS, 256, 0, s>>>(part, x, n);
+    PP_LAUNCHED("sumsq");
+}
+
+static __global__ void scale(float *x, size_t n, float f)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) x[i] *= f;
+}
+
+extern "C" void pp_cuda_scale(float *x, size_t n, float f, cudaStream_t s)
+{
+    if (!n) return;
+    scale<<<pp_cuda_grid(n), 256, 0, s>>>(x, n, f);
+    PP_LAUNCHED("scale");
+}
+
+/* pp_adamw_update's arithmetic, value by value (h: b1, b2, eps, step, decay, bc2s). */
+static __global__ void adamw(float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, float b1, float b2,
+                             float eps, float step, float decay, float bc2s)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float pi = p[i], gi = g[i];
+        if (i < n_decay) pi = __fmul_rn(pi, decay);
+        float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(1.0f - b1, gi));
+        float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(1.0f - b2, gi), gi));
+        float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), bc2s), eps);
+        p[i] = __fsub_rn(pi, __fmul_rn(step, __fdiv_rn(mi, denom)));
+        m[i] = mi, v[i] = vi;
+    }
+}
+
+extern "C" void pp_cuda_adamw(float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6],
+                              cudaStream_t s)
+{
+    if (!n) return;
+    adamw<<<pp_cuda_grid(n), 256, 0, s>>>(p, g, m, v, n, n_decay, h[0], h[1], h[2], h[3], h[4], h[5]);
+    PP_LAUNCHED("adamw");
+}

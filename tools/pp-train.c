@@ -188,8 +188,10 @@ typedef struct run {
     int longest;
     pp_lora l;
     pp_full F;              /* --full */
-    float *params, *grads;  /* what the optimizer updates: the adapter's, or every weight */
+    float *params, *grads;  /* what the optimizer updates: the adapter's, or every weight (host copies) */
     size_t n_params;
+    float *bp, *bg, *bm, *bv; /* the same, and AdamW's moments, where the backend works on them */
+    float *dev_mv;          /* a device's moments (2 n_params), or NULL */
     pp_trainer t;
     pp_adamw o;
     uint32_t *order;
@@ -347,8 +349,19 @@ static size_t list_checkpoints(const char *outdir, uint64_t **steps)
 
 /* OUTDIR/checkpoint-STEP: the adapter (PEFT's format) and the trainer
  * state, written into a temporary directory renamed into place. */
+/* A device's adapter weights and moments into the host copies (for a
+ * checkpoint or the output); nothing to do on the CPU. */
+static void to_host(run *R)
+{
+    if (!R->dev_mv) return;
+    R->be->ops->download(R->be, R->params, R->bp, R->n_params * sizeof(float));
+    R->be->ops->download(R->be, R->o.m, R->bm, R->n_params * sizeof(float));
+    R->be->ops->download(R->be, R->o.v, R->bv, R->n_params * sizeof(float));
+}
+
 static pp_status save_checkpoint(run *R)
 {
+    to_host(R);
     char name[64], tmpname[80];
     snprintf(name, sizeof name, "checkpoint-%llu", (unsigned long long)R->step);
     snprintf(tmpname, sizeof tmpname, ".checkpoint-%llu.tmp", (unsigned long long)R->step);
@@ -643,16 +656,18 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             uint64_t np = R->n_train - R->cursor < per_step ? R->n_train - R->cursor : per_step;
             int count = 0;
             for (uint64_t i = 0; i < np; i++) count += targets_of(R, &R->ds, pick[i]);
-            memset(R->grads, 0, R->n_params * sizeof *R->grads);
-            pp_lora_zero_device_grads(&R->l);
+            const pp_backend_ops *op = R->be->ops;
+            op->zero(R->be, R->bg, R->n_params);
             double loss = 0;
             int got = 0;
             if (count > 0) {
                 PP_TRY(micro_batches(R, &R->ds, pick, np, 1.0f / (float)count, 1, R->step * a->accum, &loss, &got));
                 loss /= count;
             }
-            pp_lora_grads_to_host(&R->l); /* a device's gradients to the host optimizer */
-            double norm = pp_clip_grad_norm(R->grads, R->n_params, (float)a->clip);
+            /* clip_grad_norm_ and AdamW where the gradients are */
+            double norm = sqrt(op->sumsq(R->be, R->bg, R->n_params));
+            float coef = pp_clip_coef(norm, (float)a->clip);
+            if (coef < 1.0f) op->scale(R->be, R->bg, R->n_params, coef);
             float rate = pp_lr_at(a->sched, (float)a->lr, (long)R->step, (long)R->total, R->warmup);
             R->step++;
             int skipped = !isfinite(loss) || !isfinite(norm);
@@ -662,8 +677,11 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
                     return pp_fail(PP_E_DATA, "10 steps in a row with a non-finite loss or gradient: stopping");
             } else {
                 R->bad = 0;
-                if (count > 0) pp_adamw_step(&R->o, R->params, R->grads, rate);
-                if (count > 0) pp_lora_params_to_device(&R->l);
+                if (count > 0) {
+                    pp_adamw_hyper h = pp_adamw_next(&R->o, rate);
+                    const float hv[6] = {h.b1, h.b2, h.eps, h.step, h.decay, h.bc2s};
+                    op->adamw(R->be, R->bp, R->bg, R->bm, R->bv, R->n_params, R->o.n_decay, hv);
+                }
                 R->last_loss = loss;
             }
             double ev = NAN;
@@ -989,7 +1007,19 @@ int main(int argc, char **argv)
         goto fail;
     if (a->full) R.t.grad = &R.F.g, R.o.n_decay = R.F.n_decay; /* no decay on the norms, as the HF Trainer */
     if (a->resume && (s = resume(&R)) != PP_OK) goto fail;
-    if (!a->full && (s = pp_lora_to_backend_train(&R.l, R.be)) != PP_OK) goto fail; /* nothing on the CPU */
+    /* where the optimizer works: the host copies on the CPU; on a device, the
+     * adapter's weights and gradients (pp_lora_to_backend_train) and the moments */
+    R.bp = R.params, R.bg = R.grads, R.bm = R.o.m, R.bv = R.o.v;
+    if (!R.be->ops->host_memory) {
+        if ((s = pp_lora_to_backend_train(&R.l, R.be)) != PP_OK) goto fail;
+        if (!(R.dev_mv = R.be->ops->alloc(R.be, 2 * R.n_params * sizeof(float) + 4))) {
+            s = pp_fail(PP_E_NOMEM, "out of device memory for the optimizer");
+            goto fail;
+        }
+        R.bp = R.l.dev_params, R.bg = R.l.dev_grads, R.bm = R.dev_mv, R.bv = R.dev_mv + R.n_params;
+        R.be->ops->upload(R.be, R.bm, R.o.m, R.n_params * sizeof(float)); /* a resumed run's moments */
+        R.be->ops->upload(R.be, R.bv, R.o.v, R.n_params * sizeof(float));
+    }
     if (a->log && !(logf = fopen(a->log, a->resume ? "a" : "w"))) {
         s = pp_fail(PP_E_CANTCREAT, "%s: cannot create", a->log);
         goto fail;
@@ -1014,6 +1044,7 @@ int main(int argc, char **argv)
         goto out;
     }
     ctx = a->outdir;
+    to_host(&R);
     if (a->full) s = write_model(&R);
     else s = pp_lora_save(&R.l, a->outdir, a->model);
     if (s != PP_OK || (s = write_summary(&R, pp_cli_now() - t0)) != PP_OK) goto fail;
@@ -1031,6 +1062,7 @@ out:
     free(R.order);
     free(R.train_ids);
     free(R.eval_ids);
+    if (R.dev_mv) R.be->ops->free(R.be, R.dev_mv);
     pp_adamw_free(&R.o);
     pp_trainer_free(&R.t);
     pp_lora_free(&R.l);

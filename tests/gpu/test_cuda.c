@@ -364,6 +364,26 @@ static void check_train_ops(void)
     float *ddr = dev(x, nd);
     gpu->ops->dropout(gpu, ddr, da, nd, 0x1234567ull, 1288490189u, 1.0f / 0.7f, 1);
     cmp_dev("dropout p=0.3 (the same mask)", ddr, dr, nd, 0);
+    /* the optimizer: sum of squares, scaling, and AdamW's update (the same
+     * roundings as the CPU's: equal to the bit) */
+    double ssc = cpu->ops->sumsq(cpu, a, nd), ssg = gpu->ops->sumsq(gpu, da, nd);
+    report("sumsq (double)", fabs(ssg - ssc) / ssc, 1e-12);
+    float *sc = malloc(nd * 4);
+    memcpy(sc, a, nd * 4);
+    cpu->ops->scale(cpu, sc, nd, 0.37f);
+    gpu->ops->scale(gpu, da, nd, 0.37f);
+    cmp_dev("scale", da, sc, nd, 0);
+    float *pm = randv(nd, 1), *mm = randv(nd, 0.1f), *vv = randv(nd, 0.01f);
+    for (size_t i = 0; i < nd; i++) vv[i] = fabsf(vv[i]);
+    float *dpm = dev(pm, nd), *dmm = dev(mm, nd), *dvv = dev(vv, nd);
+    const float hyper[6] = {0.9f, 0.999f, 1e-8f, 2e-4f / 0.271f, 1.0f - 2e-4f * 0.01f, sqrtf(1.0f - 0.997003f)};
+    cpu->ops->adamw(cpu, pm, sc, mm, vv, nd, nd - 100, hyper);
+    gpu->ops->adamw(gpu, dpm, da, dmm, dvv, nd, nd - 100, hyper);
+    cmp_dev("adamw params", dpm, pm, nd, 0);
+    cmp_dev("adamw first moment", dmm, mm, nd, 0);
+    cmp_dev("adamw second moment", dvv, vv, nd, 0);
+    gpu->ops->free(gpu, dpm), gpu->ops->free(gpu, dmm), gpu->ops->free(gpu, dvv);
+    free(sc), free(pm), free(mm), free(vv);
     float *bufs[] = {dg, dx, dout, drstd, ddy, dgx, dgw, du, ddgate, ddup, dq, dk, dv_, datt, dp, ddO, dgq, dgk, dgv,
                      dlg, dtab, da, db, dgat, ddr};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) gpu->ops->free(gpu, bufs[i]);

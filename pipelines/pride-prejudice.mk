@@ -9,7 +9,8 @@
 # directory or a pp model file), DATA (pp-format's input), SELECT (train on
 # these records of DATA only: pp-format --select, e.g. 1-200), TEMPLATE, RANK,
 # ALPHA, TARGETS, EPOCHS, BATCH, ACCUM, LR, MAXLEN, QUANT (nf4, fp4, int8,
-# bf16, f16, or none: train on MODEL as it is), DEVICE, TEMPERATURE, SEED,
+# bf16, f16, or none: train on MODEL as it is), DEVICE (pp-generate's),
+# TRAIN_DEVICE (pp-train's: cpu until GPU training has been tested), TEMPERATURE, SEED,
 # QUESTIONS (a file, one question per line), EVAL (held-out questions with
 # reference answers, any shape pp-format reads; empty: none), EVAL_EVERY
 # (steps between held-out losses), SCORE_TRAIN=1 (score the training records
@@ -35,6 +36,7 @@ LR          ?= 2e-4
 MAXLEN      ?= 512
 QUANT       ?= nf4
 DEVICE      ?= auto
+TRAIN_DEVICE ?= cpu
 TEMPERATURE ?= 0.7
 SEED        ?= 0
 MAXNEW      ?= 128
@@ -91,8 +93,8 @@ $(OUT)/eval.tok: $(OUT)/eval.jsonl
 EVAL_TOK = $(if $(EVAL),$(OUT)/eval.tok)
 
 $(OUT)/adapter/adapter_model.safetensors: $(BASE) $(OUT)/train.tok $(EVAL_TOK) \
-        $(call settings,train,RANK ALPHA TARGETS EPOCHS BATCH ACCUM LR SEED EVAL EVAL_EVERY)
-	$(BIN)/pp-train -m $(BASE) -d $(OUT)/train.tok -o $(OUT)/adapter -r $(RANK) --alpha $(ALPHA) --targets $(TARGETS) \
+        $(call settings,train,RANK ALPHA TARGETS EPOCHS BATCH ACCUM LR SEED EVAL EVAL_EVERY TRAIN_DEVICE)
+	$(BIN)/pp-train --device $(TRAIN_DEVICE) -m $(BASE) -d $(OUT)/train.tok -o $(OUT)/adapter -r $(RANK) --alpha $(ALPHA) --targets $(TARGETS) \
 	    --epochs $(EPOCHS) --batch-size $(BATCH) --grad-accum $(ACCUM) --lr $(LR) --seed $(SEED) --log $(OUT)/train-log.jsonl \
 	    $(if $(EVAL),--eval $(OUT)/eval.tok --eval-every $(EVAL_EVERY))
 

@@ -1,4 +1,5 @@
 #include "hfdir.h"
+#include "text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -33,14 +34,6 @@ struct pp_hfdir {
     entry *t;               /* (n) in reading order */
     size_t n;
 };
-
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
 
 static const char *base_name(const char *path)
 {
@@ -130,13 +123,13 @@ int pp_llama_weight_shape(const pp_config *c, const char *name, uint64_t s[2])
 static pp_status find_shards(pp_hfdir *h, cJSON **index)
 {
     *index = NULL;
-    char *ipath = join(h->dir, "model.safetensors.index.json");
+    char *ipath = pp_path_join(h->dir, "model.safetensors.index.json");
     if (!ipath) return pp_fail(PP_E_NOMEM, "out of memory");
     struct stat st;
     if (stat(ipath, &st) != 0) {
         free(ipath);
         h->shards = calloc(1, sizeof *h->shards);
-        if (!h->shards || !(h->shards[0].path = join(h->dir, "model.safetensors"))) return pp_fail(PP_E_NOMEM, "out of memory");
+        if (!h->shards || !(h->shards[0].path = pp_path_join(h->dir, "model.safetensors"))) return pp_fail(PP_E_NOMEM, "out of memory");
         h->n_shards = 1;
         return PP_OK;
     }
@@ -162,7 +155,7 @@ static pp_status find_shards(pp_hfdir *h, cJSON **index)
                 }
                 size_t k = 0;
                 while (k < h->n_shards && strcmp(base_name(h->shards[k].path), e->valuestring)) k++;
-                if (k == h->n_shards && !(h->shards[h->n_shards++].path = join(h->dir, e->valuestring)))
+                if (k == h->n_shards && !(h->shards[h->n_shards++].path = pp_path_join(h->dir, e->valuestring)))
                     s = pp_fail(PP_E_NOMEM, "out of memory");
             }
         }
@@ -182,7 +175,7 @@ static pp_status index_weights(pp_hfdir *h, const cJSON *index);
 
 static pp_status open_dir(pp_hfdir *h)
 {
-    char *cpath = join(h->dir, "config.json");
+    char *cpath = pp_path_join(h->dir, "config.json");
     if (!cpath) return pp_fail(PP_E_NOMEM, "out of memory");
     size_t n;
     pp_status s = slurp_file(cpath, CONFIG_MAX, &h->config_json, &n);
@@ -376,7 +369,7 @@ pp_status pp_hfdir_tokenizer(const pp_hfdir *h, char **data, size_t *n)
         *n = h->tok_n;
         return PP_OK;
     }
-    char *path = join(h->dir, "tokenizer.model");
+    char *path = pp_path_join(h->dir, "tokenizer.model");
     if (!path) return pp_fail(PP_E_NOMEM, "out of memory");
     pp_status s = slurp_file(path, TOKENIZER_MAX, data, n);
     free(path);

@@ -96,14 +96,6 @@ void pp_lora_free(pp_lora *l)
 #include "stream.h"
 #include "text.h"
 
-static char *join2(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* A config value that must be absent, null, false, empty or as given. */
 static pp_status refuse(const cJSON *o, const char *key, const char *what)
 {
@@ -192,7 +184,7 @@ static pp_status parse_config(const char *text, size_t n, int *r, float *alpha, 
 pp_status pp_lora_load(pp_lora *l, const pp_config *cfg, const char *dir)
 {
     memset(l, 0, sizeof *l);
-    char *cpath = join2(dir, "adapter_config.json"), *mpath = join2(dir, "adapter_model.safetensors"), *text = NULL;
+    char *cpath = pp_path_join(dir, "adapter_config.json"), *mpath = pp_path_join(dir, "adapter_model.safetensors"), *text = NULL;
     pp_reader *r = NULL;
     pp_st_reader *st = NULL;
     size_t n;
@@ -313,7 +305,7 @@ pp_status pp_lora_save(const pp_lora *l, const char *dir, const char *base)
                 e[n] = (pp_st_entry){names[n], PP_F32, 2, shapes[n], src};
             }
         }
-    char *cpath = join2(dir, "adapter_config.json"), *mpath = join2(dir, "adapter_model.safetensors");
+    char *cpath = pp_path_join(dir, "adapter_config.json"), *mpath = pp_path_join(dir, "adapter_model.safetensors");
     pp_writer *w = NULL;
     const char *kv[] = {"format", "pt"};
     if (s == PP_OK && (!cpath || !mpath)) s = pp_fail(PP_E_NOMEM, "out of memory");

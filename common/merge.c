@@ -170,14 +170,6 @@ void pp_narrow(void *out, float *back, const float *x, pp_dtype dtype, size_t n)
 
 /* ------------------------------------------------------------- config.json */
 
-static char *join2(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* The base's config text: config.json of a directory, the metadata of a file. */
 static pp_status base_config_text(char **text, const char *base)
 {
@@ -185,7 +177,7 @@ static pp_status base_config_text(char **text, const char *base)
     pp_reader *r = NULL;
     *text = NULL;
     if (stat(base, &st) == 0 && S_ISDIR(st.st_mode)) {
-        char *path = join2(base, "config.json");
+        char *path = pp_path_join(base, "config.json");
         size_t n;
         pp_status s = path ? pp_reader_open(&r, path) : pp_fail(PP_E_NOMEM, "out of memory");
         if (s == PP_OK) s = pp_read_all(r, text, &n, 16u << 20);
@@ -287,7 +279,7 @@ static pp_status write_file(const char *dir, const char *name, const void *data,
 {
     pp_writer *w = NULL;
     free(*ctx);
-    *ctx = join2(dir, name);
+    *ctx = pp_path_join(dir, name);
     if (!*ctx) return pp_fail(PP_E_NOMEM, "out of memory");
     pp_status s = pp_writer_open(&w, *ctx, 0);
     if (s == PP_OK) s = pp_write(w, data, n);
@@ -300,7 +292,7 @@ static pp_status write_file(const char *dir, const char *name, const void *data,
  * llama.cpp read besides the weights). */
 static pp_status copy_side_file(const char *base, const char *out, const char *name, char **ctx)
 {
-    char *src = join2(base, name), *data = NULL;
+    char *src = pp_path_join(base, name), *data = NULL;
     pp_reader *r = NULL;
     size_t n = 0;
     struct stat st;
@@ -335,7 +327,7 @@ static void remove_stale(const char *dir, char **keep, size_t n_keep)
         int ours = 0;
         for (size_t i = 0; i < n_keep && !ours; i++) ours = !strcmp(keep[i], nm);
         if (ours) continue;
-        char *p = join2(dir, nm);
+        char *p = pp_path_join(dir, nm);
         if (p && unlink(p) == 0) pp_cli_say(2, "%s: removed (left by an earlier run)", p);
         free(p);
     }
@@ -399,7 +391,7 @@ pp_status pp_merge_write(const pp_llama *m, const pp_lora *l, const char *base, 
         char name[64];
         if (n_shards == 1) snprintf(name, sizeof name, "model.safetensors");
         else snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", k + 1, n_shards);
-        if (!(files[n_files++] = strdup(name)) || !(ctx = join2(outdir, name))) {
+        if (!(files[n_files++] = strdup(name)) || !(ctx = pp_path_join(outdir, name))) {
             s = pp_fail(PP_E_NOMEM, "out of memory");
             goto fail;
         }
@@ -556,7 +548,7 @@ static pp_status record_string(char *dst, size_t cap, const cJSON *o, const char
 pp_status pp_train_record_read(pp_train_record *r, const char *dir)
 {
     memset(r, 0, sizeof *r);
-    char *path = join2(dir, "pp-train.json"), *text = NULL;
+    char *path = pp_path_join(dir, "pp-train.json"), *text = NULL;
     if (!path) return pp_fail(PP_E_NOMEM, "out of memory");
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT) {

@@ -146,6 +146,14 @@ int pp_json_strings_clean(const char *s, size_t n, size_t *bad)
     return 1;
 }
 
+char *pp_path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
 char *pp_unescape(const char *s)
 {
     char *o = strdup(s), *w = o;

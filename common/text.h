@@ -25,6 +25,9 @@ pp_status pp_buf_json_string(pp_buf *b, const char *s, size_t n);
 void pp_buf_clear(pp_buf *b);
 void pp_buf_free(pp_buf *b);
 
+/* "dir/name", malloc'ed; NULL when out of memory. */
+char *pp_path_join(const char *dir, const char *name);
+
 /* A malloc'ed copy of s with the escapes \n, \t and \\ turned into their
  * characters (for strings given on a command line); NULL when out of memory. */
 char *pp_unescape(const char *s);

@@ -291,19 +291,11 @@ static pp_status evaluate(run *R, double *out)
 
 /* ------------------------------------------------------------ checkpoints */
 
-static char *path2(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static void remove_checkpoint_dir(const char *dir)
 {
     static const char *const files[] = {"adapter_config.json", "adapter_model.safetensors", "trainer_state.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        char *p = path2(dir, files[i]);
+        char *p = pp_path_join(dir, files[i]);
         if (p) unlink(p);
         free(p);
     }
@@ -323,7 +315,7 @@ static size_t list_checkpoints(const char *outdir, uint64_t **steps)
         unsigned long long s;
         char tail;
         if (sscanf(e->d_name, "checkpoint-%llu%c", &s, &tail) != 1) continue;
-        char *dir = path2(outdir, e->d_name), *st = dir ? path2(dir, "trainer_state.safetensors") : NULL;
+        char *dir = pp_path_join(outdir, e->d_name), *st = dir ? pp_path_join(dir, "trainer_state.safetensors") : NULL;
         struct stat sb;
         int ok = st && stat(st, &sb) == 0;
         free(dir);
@@ -365,7 +357,7 @@ static pp_status save_checkpoint(run *R)
     char name[64], tmpname[80];
     snprintf(name, sizeof name, "checkpoint-%llu", (unsigned long long)R->step);
     snprintf(tmpname, sizeof tmpname, ".checkpoint-%llu.tmp", (unsigned long long)R->step);
-    char *dir = path2(R->a.outdir, name), *tmp = path2(R->a.outdir, tmpname), *state = tmp ? path2(tmp, "trainer_state.safetensors") : NULL;
+    char *dir = pp_path_join(R->a.outdir, name), *tmp = pp_path_join(R->a.outdir, tmpname), *state = tmp ? pp_path_join(tmp, "trainer_state.safetensors") : NULL;
     pp_status s = dir && tmp && state ? PP_OK : pp_fail(PP_E_NOMEM, "out of memory");
     struct stat sb;
     if (s == PP_OK && stat(dir, &sb) == 0) goto out; /* this step is saved already */
@@ -407,7 +399,7 @@ static pp_status save_checkpoint(run *R)
         size_t n = list_checkpoints(R->a.outdir, &steps);
         for (size_t i = 0; i + R->a.keep < n; i++) {
             snprintf(name, sizeof name, "checkpoint-%llu", (unsigned long long)steps[i]);
-            char *old = path2(R->a.outdir, name);
+            char *old = pp_path_join(R->a.outdir, name);
             if (old) remove_checkpoint_dir(old);
             free(old);
         }
@@ -440,7 +432,7 @@ static pp_status resume(run *R)
     char name[64];
     snprintf(name, sizeof name, "checkpoint-%llu", (unsigned long long)steps[n - 1]);
     free(steps);
-    char *dir = path2(R->a.outdir, name), *state = dir ? path2(dir, "trainer_state.safetensors") : NULL;
+    char *dir = pp_path_join(R->a.outdir, name), *state = dir ? pp_path_join(dir, "trainer_state.safetensors") : NULL;
     pp_reader *r = NULL;
     pp_st_reader *st = NULL;
     pp_lora back = {0};
@@ -588,7 +580,7 @@ static pp_status write_summary(run *R, double seconds)
     if (s == PP_OK) s = pp_buf_adds(&b, ",\n  \"final_eval_loss\": ");
     if (s == PP_OK) s = isfinite(R->last_eval) ? pp_buf_printf(&b, "%.6f", R->last_eval) : pp_buf_adds(&b, "null");
     if (s == PP_OK) s = pp_buf_adds(&b, "\n}\n");
-    char *path = path2(R->a.outdir, "pp-train.json");
+    char *path = pp_path_join(R->a.outdir, "pp-train.json");
     pp_writer *w = NULL;
     if (s == PP_OK && !path) s = pp_fail(PP_E_NOMEM, "out of memory");
     if (s == PP_OK) s = pp_writer_open(&w, path, 0);
@@ -850,7 +842,7 @@ int main(int argc, char **argv)
             struct stat sb;
             char *tp = NULL;
             ctx = a->tokenizer;
-            if (stat(a->tokenizer, &sb) == 0 && S_ISDIR(sb.st_mode)) tp = path2(a->tokenizer, "tokenizer.model");
+            if (stat(a->tokenizer, &sb) == 0 && S_ISDIR(sb.st_mode)) tp = pp_path_join(a->tokenizer, "tokenizer.model");
             s = pp_reader_open(&in, tp ? tp : a->tokenizer);
             if (s == PP_OK) s = pp_read_all(in, &R.m.tokenizer, &R.m.tokenizer_len, 1 << 30);
             pp_reader_close(in);

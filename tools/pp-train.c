@@ -153,27 +153,14 @@ static int parse_targets(const char *s, unsigned *out)
 /* "0,2,8-15" into on (n layers); -1 when malformed or out of range. */
 static int parse_layers(const char *s, int n, unsigned char *on)
 {
+    uint64_t r[256][2];
+    int k = pp_cli_ranges(s, 0, r, 256);
     memset(on, 0, (size_t)n);
-    const char *p = s;
-    int any = 0;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p || errno || a < 0) return -1;
-        p = end;
-        if (*p == '-') {
-            const char *q = p + 1;
-            b = strtol(q, &end, 10);
-            if (end == q || errno || b < a) return -1;
-            p = end;
-        }
-        if (b >= n) return -1;
-        for (long i = a; i <= b; i++) on[i] = 1, any = 1;
-        if (*p == ',') p++;
-        else if (*p) return -1;
+    for (int i = 0; i < k; i++) {
+        if (r[i][1] >= (uint64_t)n) return -1;
+        for (uint64_t j = r[i][0]; j <= r[i][1]; j++) on[j] = 1;
     }
-    return any ? 0 : -1;
+    return k > 0 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ state */

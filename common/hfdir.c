@@ -262,22 +262,18 @@ static pp_status open_file(pp_hfdir *h)
     h->n_shards = 1;
     pp_reader *r = NULL;
     pp_st_reader *st = NULL;
+    const char *cfg = NULL;
     pp_status s = pp_reader_open(&r, h->dir);
     if (s == PP_OK && (s = pp_st_open(&st, r)) != PP_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", pp_errmsg());
         s = pp_fail(s, "neither a model directory nor a pp model file (%s)", msg);
     }
-    const char *kind = s == PP_OK ? pp_st_meta(st, "pp.kind") : NULL;
+    if (s == PP_OK) s = pp_model_file_config(st, &cfg);
     const char *quant = s == PP_OK ? pp_st_meta(st, "quant.type") : NULL;
-    const char *cfg = s == PP_OK ? pp_st_meta(st, "config") : NULL;
-    if (s == PP_OK && (!kind || strcmp(kind, "model") != 0))
-        s = pp_fail(PP_E_DATA, "neither a model directory nor a pp model file (pp.kind is not \"model\")");
-    else if (s == PP_OK && (!quant || (strcmp(quant, "bf16") != 0 && strcmp(quant, "f16") != 0)))
+    if (s == PP_OK && (!quant || (strcmp(quant, "bf16") != 0 && strcmp(quant, "f16") != 0)))
         s = pp_fail(PP_E_DATA, "the model file is quantized (%.20s); quantize from the unquantized model, not again",
                     quant ? quant : "?");
-    else if (s == PP_OK && !cfg)
-        s = pp_fail(PP_E_DATA, "no config in the metadata");
     if (s == PP_OK && !(h->config_json = strdup(cfg))) s = pp_fail(PP_E_NOMEM, "out of memory");
     if (s == PP_OK) s = pp_config_parse(&h->cfg, h->config_json, strlen(h->config_json));
     const pp_tensor_info *t = s == PP_OK ? pp_st_find(st, "tokenizer.model") : NULL;
@@ -292,6 +288,17 @@ static pp_status open_file(pp_hfdir *h)
     if (s == PP_OK) s = pp_st_open(&h->shards[0].st, h->shards[0].r);
     if (s == PP_OK) s = index_weights(h, NULL);
     return s;
+}
+
+pp_status pp_model_file_config(const pp_st_reader *st, const char **config)
+{
+    const char *kind = pp_st_meta(st, "pp.kind"), *ver = pp_st_meta(st, "pp.version");
+    *config = pp_st_meta(st, "config");
+    if (!kind || strcmp(kind, "model") != 0)
+        return pp_fail(PP_E_DATA, "not a pp model file (metadata pp.kind is \"%.40s\")", kind ? kind : "");
+    if (!ver || strcmp(ver, "1") != 0) return pp_fail(PP_E_DATA, "model file version \"%.20s\", this pp reads 1", ver ? ver : "");
+    if (!*config) return pp_fail(PP_E_DATA, "no config in the metadata");
+    return PP_OK;
 }
 
 pp_status pp_hfdir_open(pp_hfdir **out, const char *dir)

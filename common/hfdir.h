@@ -11,6 +11,8 @@
 
 typedef struct pp_hfdir pp_hfdir;
 
+/* dir may also be an unquantized pp model file (bf16 or f16): its config,
+ * weights and tokenizer stand in for the directory's. */
 pp_status pp_hfdir_open(pp_hfdir **out, const char *dir);
 void pp_hfdir_close(pp_hfdir *h);
 
@@ -31,6 +33,10 @@ pp_status pp_hfdir_finish(pp_hfdir *h);
 
 /* The bytes of tokenizer.model (malloc'ed); PP_E_NOINPUT when absent. */
 pp_status pp_hfdir_tokenizer(const pp_hfdir *h, char **data, size_t *n);
+
+/* Checks a pp model file's header (pp.kind "model", pp.version "1", a
+ * config) and points *config at its config.json text (owned by st). */
+pp_status pp_model_file_config(const pp_st_reader *st, const char **config);
 
 /* The names of the model's weights for cfg, in the model's own order; n set
  * to the count. Returns a malloc'ed array of malloc'ed strings (free with

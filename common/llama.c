@@ -230,14 +230,8 @@ static pp_status load_file(pp_llama *m, const char *path, srcs *s)
     pp_st_reader *st = NULL;
     PP_TRY(pp_reader_open(&r, path));
     pp_status e = pp_st_open(&st, r);
-    const char *kind = e == PP_OK ? pp_st_meta(st, "pp.kind") : NULL;
-    if (e == PP_OK && (!kind || strcmp(kind, "model") != 0))
-        e = pp_fail(PP_E_DATA, "not a pp model file (metadata pp.kind is \"%.40s\")", kind ? kind : "");
-    const char *ver = e == PP_OK ? pp_st_meta(st, "pp.version") : NULL;
-    if (e == PP_OK && (!ver || strcmp(ver, "1") != 0))
-        e = pp_fail(PP_E_DATA, "model file version \"%.20s\", this pp reads 1", ver ? ver : "");
-    const char *cfg = e == PP_OK ? pp_st_meta(st, "config") : NULL;
-    if (e == PP_OK && !cfg) e = pp_fail(PP_E_DATA, "no config in the metadata");
+    const char *cfg = NULL;
+    if (e == PP_OK) e = pp_model_file_config(st, &cfg);
     if (e == PP_OK) e = pp_config_parse(&m->cfg, cfg, strlen(cfg));
     size_t n = e == PP_OK ? pp_st_count(st) : 0, total = 0;
     for (size_t i = 0; i < n; i++) total += align64((size_t)(pp_st_tensor(st, i)->end - pp_st_tensor(st, i)->begin));

@@ -106,12 +106,18 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
     return PP_OK;
 }
 
+/* Copies host token ids into the device buffer c->ids. */
+static const uint32_t *device_ids(cu *c, const uint32_t *ids, int n)
+{
+    grow(c, (void **)&c->ids, &c->idcap, (size_t)(n > 0 ? n : 1), sizeof *c->ids);
+    if (n > 0) PP_CUDA(cudaMemcpyAsync(c->ids, ids, (size_t)n * sizeof *ids, cudaMemcpyHostToDevice, c->stream));
+    return c->ids;
+}
+
 static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n)
 {
     cu *c = C(be);
-    grow(c, (void **)&c->ids, &c->idcap, (size_t)n, sizeof *c->ids);
-    PP_CUDA(cudaMemcpyAsync(c->ids, ids, (size_t)n * sizeof *ids, cudaMemcpyHostToDevice, c->stream));
-    pp_cuda_embed(out, table, c->ids, n, c->stream);
+    pp_cuda_embed(out, table, device_ids(c, ids, n), n, c->stream);
 }
 
 static void cu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, float eps)
@@ -247,9 +253,7 @@ static double cu_cross_entropy(pp_backend *be, float *logits, const int32_t *tar
 static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
 {
     cu *c = C(be);
-    grow(c, (void **)&c->ids, &c->idcap, (size_t)(n > 0 ? n : 1), sizeof *c->ids);
-    if (n > 0) PP_CUDA(cudaMemcpyAsync(c->ids, ids, (size_t)n * sizeof *ids, cudaMemcpyHostToDevice, c->stream));
-    pp_cuda_embed_backward(dtable, dout, c->ids, n, dim, c->stream);
+    pp_cuda_embed_backward(dtable, dout, device_ids(c, ids, n), n, dim, c->stream);
 }
 
 static void cu_zero(pp_backend *be, float *p, size_t n)

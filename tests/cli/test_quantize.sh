@@ -21,6 +21,7 @@ expect quantize_from_model_file 0 '' "$Q -q -t bf16 --dtype bf16 -o $T/m.bf16 $M
 expect quantize_nf4_from_model_file 0 'q_proj +5 .* [0-9.]+e-02$' "$Q -o $T/m.nf4b $T/m.bf16 && $BIN/pp-generate -q -m $T/m.nf4b --raw --greedy --max-new-tokens 4 Once | grep -q ."
 expect quantize_refuses_quantized_file 65 'is quantized \(nf4\); quantize from the unquantized model' "$Q -o $T/x $T/m.nf4"
 expect quantize_refuses_other_files 65 'neither a model directory nor a pp model file' "$Q -o $T/x $M/config.json"
+expect quantize_refuses_a_token_dataset 65 'not a pp model file \(metadata pp.kind is "tokens"\)' "echo '{\"prompt\": \"a\", \"response\": \"b\"}' | $BIN/pp-tokenize -q -t $M -o $T/d.tok && $Q -o $T/x $T/d.tok"
 expect quantize_refuses_stdin 64 'read twice' "$Q -o $T/x - < $T/m.bf16"
 expect quantize_double_quant 0 '' "$Q -q --double-quant -o $T/m.dq $M && zstd -dc $T/m.dq | head -c 4000 | grep -q 'nested_absmax'"
 expect quantize_exclude_include 0 '' "$Q -q --exclude '*.q_proj.*' --include 'lm_head*' -o $T/m.x $M && ! zstd -dc $T/m.x | head -c 9000 | grep -q 'q_proj.weight.absmax'"

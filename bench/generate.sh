@@ -54,19 +54,13 @@ SHARED=../shared/models
 M=build/bench/models
 W=build/bench/generate
 
-for t in pp-generate pp-quantize; do [ -x "$BIN/$t" ] || die "$BIN/$t is missing (run make)"; done
-"$PYTHON" -c 'import torch, transformers, safetensors, sentencepiece' 2>/dev/null \
-    || die "$PYTHON cannot import torch, transformers, safetensors and sentencepiece (set PYTHON)"
+need_tools pp-generate pp-quantize
+need_python torch transformers safetensors sentencepiece
 command -v python3 >/dev/null 2>&1 || die "python3 is needed"
-for n in RUNS NEW_TOKENS NEW_TOKENS_110M THREADS; do
-    eval v=\$$n
-    case $v in ''|*[!0-9]*|0) die "$n wants a positive number, not '$v'" ;; esac
-done
+need_positive RUNS NEW_TOKENS NEW_TOKENS_110M THREADS
 [ -r "$SHARED/llama2-tokenizer/tokenizer.model" ] || die "no $SHARED/llama2-tokenizer/tokenizer.model"
 mkdir -p "$M" "$W"
-T0=$(date +%s)
-LOAD0=$(load_average)
-warn_if_loaded "$LOAD0"
+start_clock
 
 # The prompt: fixed English text, 127 Llama 2 tokens + BOS = 128 (243 + BOS with stories260K's 512-piece tokenizer).
 PROMPT_FILE=$W/prompt.txt
@@ -140,13 +134,11 @@ print(d, c["intermediate_size"], h*hd, k*hd)' "$d/config.json")
 done
 
 # ---- 5. the report
-cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
-mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null)
 ppver=$("$BIN/pp-generate" -V | head -n 1)
 ccver=$(${CC} --version 2>/dev/null | head -n 1)
 echo
 python3 bench/generate_report.py "$W" "$PROMPT_FILE" "$MODELS" \
-    "machine: $(uname -m), $(getconf _NPROCESSORS_ONLN) online CPU(s), ${cpu:-unknown CPU}, ${mem:-? memory}; $(uname -sr)" \
+    "$(machine_line)" \
     "threads: $THREADS (pp-generate -t $THREADS; torch.set_num_threads($THREADS); sgemm probe openblas_set_num_threads($THREADS))${PP_ENV:+; pp run with $PP_ENV}" \
     "versions: $ppver, built by ${ccver:-?}" \
-    "runs: median of $RUNS; new tokens $NEW_TOKENS (stories110M: $NEW_TOKENS_110M); wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(load_average)"
+    "runs: median of $RUNS; new tokens $NEW_TOKENS (stories110M: $NEW_TOKENS_110M); $(clock_line)"

@@ -68,27 +68,19 @@ SHARED=../shared/models
 M=build/bench/models
 W=build/bench/train
 
-for t in pp-train pp-tokenize; do [ -x "$BIN/$t" ] || die "$BIN/$t is missing (run make)"; done
-"$PYTHON" -c 'import torch, transformers, peft, safetensors, sentencepiece, numpy' 2>/dev/null \
-    || die "$PYTHON cannot import torch, transformers, peft, safetensors, sentencepiece and numpy (set PYTHON)"
+need_tools pp-train pp-tokenize
+need_python torch transformers peft safetensors sentencepiece numpy
 command -v python3 >/dev/null 2>&1 || die "python3 is needed"
 command -v zstd >/dev/null 2>&1 || die "the zstd CLI is needed (to read the dataset)"
-for n in RUNS WARMUP STEPS STEPS_15M SEQ_LEN THREADS; do
-    eval v=\$$n
-    case $v in ''|*[!0-9]*) die "$n wants a number, not '$v'" ;; esac
-done
-if [ "$RUNS" -lt 1 ] || [ "$STEPS" -lt 1 ] || [ "$STEPS_15M" -lt 1 ] || [ "$THREADS" -lt 1 ]; then
-    die "RUNS, STEPS, STEPS_15M and THREADS want at least 1"
-fi
+need_numbers WARMUP SEQ_LEN
+need_positive RUNS STEPS STEPS_15M THREADS
 [ "$SEQ_LEN" -ge 16 ] || die "SEQ_LEN wants at least 16"
 for t in $TARGETS; do
     case $t in q,v|all-linear) ;; *) die "TARGETS: q,v or all-linear, not '$t'" ;; esac
 done
 [ -r "$SHARED/llama2-tokenizer/tokenizer.model" ] || die "no $SHARED/llama2-tokenizer/tokenizer.model"
 mkdir -p "$M" "$W"
-T0=$(date +%s)
-LOAD0=$(load_average)
-warn_if_loaded "$LOAD0"
+start_clock
 
 dir_of() { case $1 in stories260K) echo "$SHARED/stories260K" ;; *) echo "$M/$1-random" ;; esac; }
 steps_of() { case $1 in stories260K) echo "$STEPS" ;; *) echo "$STEPS_15M" ;; esac; }
@@ -159,8 +151,6 @@ print("pp %s; peer %s" % (r(sys.argv[1], w), r(sys.argv[2], w)))' "$base.pp.$i.j
 done
 
 # ---- 4. the report
-cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
-mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null)
 ppver=$("$BIN/pp-train" -V | head -n 1)
 lens=""
 for m in $MODELS; do lens="${lens:+$lens, }$m 2 x $(cat "$W/$m.len") tokens"; done
@@ -173,7 +163,7 @@ echo
 python3 bench/train_util.py report "$W" "$WARMUP" "$CONFIGS" \
     "batches: $lens (no padding); LoRA r 16, alpha 32; tok/s = all tokens of the timed steps' records / their wall time" \
     "steps: $WARMUP warm-up steps untimed, then $STEPS timed (stories260K) / $STEPS_15M (stories15M); median of $RUNS runs, each a fresh process" \
-    "machine: $(uname -m), $(getconf _NPROCESSORS_ONLN) online CPU(s), ${cpu:-unknown CPU}, ${mem:-? memory}; $(uname -sr)" \
+    "$(machine_line)" \
     "threads: $THREADS (pp-train -t $THREADS; torch.set_num_threads($THREADS)); $ppver" \
     "peer: $peer" \
-    "wall time of this script $(( $(date +%s) - T0 )) s; load average (1/5/15 min, running/total) before $LOAD0, after $(load_average)"
+    "$(clock_line)"

@@ -20,6 +20,8 @@ import os
 import statistics
 import sys
 
+from util import markdown_table
+
 
 def config_dir(model):
     if model == "stories260K":
@@ -129,12 +131,7 @@ def main():
                           "%.1f%%" % (100 * frac)))
     head = ("model", "weights", "pp prompt tok/s", "HF prompt tok/s", "pp decode tok/s", "HF decode tok/s",
             "decode ratio", "prefill % of sgemm")
-    w = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
-    print()
-    print("| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(head)) + " |")
-    print("|" + "|".join("-" * (w[i] + 2) for i in range(len(head))) + "|")
-    for r in table:
-        print("| " + " | ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(r)) + " |")
+    markdown_table(head, table, 2)
     print("* nf4: pp runs the pp-quantize NF4 file (blocksize 64; embeddings, norms and lm_head stay fp32); the HF"
           " column is the same fp32 model, since bitsandbytes' 4-bit layers do not run on this CPU")
     print("decode ratio = pp decode / HF decode (target >= 3x); prefill % of sgemm = pp's prefill FLOP rate over"

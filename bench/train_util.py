@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+from util import markdown_table
+
 
 def cmd_data(argv):
     out, n, seed = argv[0], int(argv[1]), int(argv[2])
@@ -178,12 +180,7 @@ def cmd_report(argv):
                       "%.0f" % row["pp"][1], "%.0f" % row["peer"][1], "%.2fx" % (row["pp"][1] / row["peer"][1])))
     head = ("model", "targets", "pp tok/s", "PEFT tok/s", "speed ratio", "pp peak RSS MB", "PEFT peak RSS MB",
             "RSS ratio")
-    w = [max(len(r[i]) for r in table + [head]) for i in range(len(head))]
-    print()
-    print("| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(head)) + " |")
-    print("|" + "|".join("-" * (w[i] + 2) for i in range(len(head))) + "|")
-    for r in table:
-        print("| " + " | ".join(x.ljust(w[i]) if i < 2 else x.rjust(w[i]) for i, x in enumerate(r)) + " |")
+    markdown_table(head, table, 2)
     print("speed ratio = pp tok/s / PEFT tok/s (target >= 3x); RSS ratio = pp peak RSS / PEFT peak RSS (target <= 0.5x)")
     fast = sum(1 for r in table if float(r[4][:-1]) >= 3.0)
     small = sum(1 for r in table if float(r[7][:-1]) <= 0.5)

@@ -12,6 +12,8 @@
       compare pp's counts with the peer's; exit 1 with the differences if any.
   util.py report BYTES RECORDS PP_TIMES PEER_TIMES|- LABEL...
       print medians and the table.
+
+Also imported by the other benchmarks' reports: markdown_table().
 """
 import hashlib
 import json
@@ -135,6 +137,17 @@ def cmd_report(argv):
     for label, mbs, rps in rows:
         ratio = f"{mbs / peer_mbs:.2f}x" if peer_mbs else "n/a (peer unavailable)"
         print(f"{label:<{w}} | {mbs:7.2f} | {rps:9.0f} | {ratio}")
+
+
+def markdown_table(head, rows, left):
+    """Prints a Markdown table, a blank line before it: the first `left`
+    columns aligned left, the others right."""
+    w = [max(len(r[i]) for r in list(rows) + [head]) for i in range(len(head))]
+    print()
+    print("| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(head)) + " |")
+    print("|" + "|".join("-" * (w[i] + 2) for i in range(len(head))) + "|")
+    for r in rows:
+        print("| " + " | ".join(c.ljust(w[i]) if i < left else c.rjust(w[i]) for i, c in enumerate(r)) + " |")
 
 
 def main():

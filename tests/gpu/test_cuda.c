@@ -78,6 +78,14 @@ static float *host(const float *d, size_t n)
     return h;
 }
 
+/* Compares a device buffer of n floats with the host reference. */
+static void cmp_dev(const char *name, const float *d, const float *want, size_t n, double tol)
+{
+    float *got = host(d, n);
+    report(name, rel_err(got, want, n), tol);
+    free(got);
+}
+
 /* A weight of type t (rows, cols) from values v, on the host (hw) and the
  * device (dw); returns the host allocations to free. */
 typedef struct wpair {
@@ -146,16 +154,15 @@ static void check_matmul(pp_wtype t, int n, int rows, int cols, int acc)
     cpu->ops->matmul(cpu, want, x, &w.hw, n, acc);
     float *dx = dev(x, (size_t)n * cols), *dout = dev(acc ? o0 : NULL, (size_t)n * rows);
     gpu->ops->matmul(gpu, dout, dx, &w.dw, n, acc);
-    float *got = host(dout, (size_t)n * rows);
     char name[96];
     snprintf(name, sizeof name, "matmul %s n=%d %dx%d%s", tname(t), n, rows, cols, acc ? " acc" : "");
     /* the gemv path reads the weight as stored (fp32 sums); the GEMM path rounds x and W to bf16 */
     int gemm_bf16 = n > 8 && t != PP_W_F32;
-    report(name, rel_err(got, want, (size_t)n * rows), gemm_bf16 ? 2e-2 : 2e-5);
+    cmp_dev(name, dout, want, (size_t)n * rows, gemm_bf16 ? 2e-2 : 2e-5);
     gpu->ops->free(gpu, dx);
     gpu->ops->free(gpu, dout);
     free_weight(&w);
-    free(wv), free(x), free(o0), free(want), free(got);
+    free(wv), free(x), free(o0), free(want);
 }
 
 static void check_gemm(int M, int N, int K, int ta, int tb, float beta)
@@ -164,12 +171,11 @@ static void check_gemm(int M, int N, int K, int ta, int tb, float beta)
     float *dA = dev(A, (size_t)M * K), *dB = dev(B, (size_t)K * N), *dC = dev(beta != 0 ? Cm : NULL, (size_t)M * N);
     cpu->ops->gemm(cpu, Cm, A, B, M, N, K, ta, tb, 0.7f, beta);
     gpu->ops->gemm(gpu, dC, dA, dB, M, N, K, ta, tb, 0.7f, beta);
-    float *got = host(dC, (size_t)M * N);
     char name[96];
     snprintf(name, sizeof name, "gemm %dx%dx%d ta=%d tb=%d beta=%g", M, N, K, ta, tb, beta);
-    report(name, rel_err(got, Cm, (size_t)M * N), 1e-5);
+    cmp_dev(name, dC, Cm, (size_t)M * N, 1e-5);
     gpu->ops->free(gpu, dA), gpu->ops->free(gpu, dB), gpu->ops->free(gpu, dC);
-    free(A), free(B), free(Cm), free(got);
+    free(A), free(B), free(Cm);
 }
 
 static void check_small_ops(void)
@@ -183,22 +189,16 @@ static void check_small_ops(void)
     dw.data = dg;
     cpu->ops->rmsnorm(cpu, want, x, &hw, n, 1e-5f);
     gpu->ops->rmsnorm(gpu, dout, dx, &dw, n, 1e-5f);
-    float *got = host(dout, (size_t)n * dim);
-    report("rmsnorm 37x320", rel_err(got, want, (size_t)n * dim), 1e-5);
-    free(got);
+    cmp_dev("rmsnorm 37x320", dout, want, (size_t)n * dim, 1e-5);
     /* swiglu and add */
     float *u = randv((size_t)n * dim, 2), *du = dev(u, (size_t)n * dim);
     cpu->ops->swiglu(cpu, want, x, u, (size_t)n * dim);
     gpu->ops->swiglu(gpu, dout, dx, du, (size_t)n * dim);
-    got = host(dout, (size_t)n * dim);
-    report("swiglu 37x320", rel_err(got, want, (size_t)n * dim), 1e-6);
-    free(got);
+    cmp_dev("swiglu 37x320", dout, want, (size_t)n * dim, 1e-6);
     memcpy(want, x, (size_t)n * dim * 4);
     cpu->ops->add(cpu, want, u, (size_t)n * dim);
     gpu->ops->add(gpu, dx, du, (size_t)n * dim);
-    got = host(dx, (size_t)n * dim);
-    report("add 37x320", rel_err(got, want, (size_t)n * dim), 0);
-    free(got);
+    cmp_dev("add 37x320", dx, want, (size_t)n * dim, 0);
     /* rope at two offsets */
     for (int pos0 = 0; pos0 <= 1000; pos0 += 1000) {
         float *q = randv((size_t)n * H * hd, 1), *k = randv((size_t)n * KV * hd, 1);
@@ -225,11 +225,10 @@ static void check_small_ops(void)
         float *dq = dev(q, (size_t)nq * H * hd), *dO = dev(NULL, (size_t)nq * H * hd);
         cpu->ops->attention(cpu, o, q, kc, vc, nq, pos0, H, KV, hd);
         gpu->ops->attention(gpu, dO, dq, dkc, dvc, nq, pos0, H, KV, hd);
-        float *go = host(dO, (size_t)nq * H * hd);
         snprintf(name, sizeof name, "attention n=%d pos0=%d GQA %d/%d hd=%d", nq, pos0, H, KV, hd);
-        report(name, rel_err(go, o, (size_t)nq * H * hd), 1e-5);
+        cmp_dev(name, dO, o, (size_t)nq * H * hd, 1e-5);
         gpu->ops->free(gpu, dq), gpu->ops->free(gpu, dO);
-        free(q), free(o), free(go);
+        free(q), free(o);
     }
     /* embed from a bf16 and an NF4 table */
     uint32_t ids[7] = {0, 5, 99, 3, 5, 120, 7};
@@ -240,23 +239,14 @@ static void check_small_ops(void)
         float *de = dev(NULL, (size_t)7 * dim);
         cpu->ops->embed(cpu, e, &w.hw, ids, 7);
         gpu->ops->embed(gpu, de, &w.dw, ids, 7);
-        float *ge = host(de, (size_t)7 * dim);
-        report(t ? "embed nf4 table" : "embed bf16 table", rel_err(ge, e, (size_t)7 * dim), 0);
+        cmp_dev(t ? "embed nf4 table" : "embed bf16 table", de, e, (size_t)7 * dim, 0);
         gpu->ops->free(gpu, de);
         free_weight(&w);
-        free(tv), free(e), free(ge);
+        free(tv), free(e);
     }
     gpu->ops->free(gpu, dkc), gpu->ops->free(gpu, dvc), gpu->ops->free(gpu, dg), gpu->ops->free(gpu, dx);
     gpu->ops->free(gpu, dout), gpu->ops->free(gpu, du);
     free(x), free(g), free(want), free(u), free(kc), free(vc);
-}
-
-/* Compares a device buffer of n floats with the host reference. */
-static void cmp_dev(const char *name, const float *d, const float *want, size_t n, double tol)
-{
-    float *got = host(d, n);
-    report(name, rel_err(got, want, n), tol);
-    free(got);
 }
 
 /* The training operations (fp32 on both backends). */

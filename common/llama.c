@@ -184,6 +184,19 @@ static pp_status assign(pp_llama *m, const srcs *s)
     return st;
 }
 
+/* Appends tensor t, whose bytes go to data, to s (its name copied). */
+static pp_status add_src(srcs *s, const pp_tensor_info *t, void *data)
+{
+    src *e = &s->t[s->n++];
+    e->name = strdup(t->name);
+    e->dtype = t->dtype;
+    e->ndim = t->ndim;
+    memcpy(e->shape, t->shape, sizeof e->shape);
+    e->nbytes = (size_t)(t->end - t->begin);
+    e->data = data;
+    return e->name ? PP_OK : pp_fail(PP_E_NOMEM, "out of memory");
+}
+
 /* A Hugging Face directory: every weight read once into m->mem. */
 static pp_status load_dir(pp_llama *m, const char *path, srcs *s)
 {
@@ -202,16 +215,9 @@ static pp_status load_dir(pp_llama *m, const char *path, srcs *s)
     size_t at = 0;
     for (size_t i = 0; i < n && st == PP_OK; i++) {
         const pp_tensor_info *t = pp_hfdir_tensor(h, i, NULL);
-        src *e = &s->t[s->n++];
-        e->name = strdup(t->name);
-        e->dtype = t->dtype;
-        e->ndim = t->ndim;
-        memcpy(e->shape, t->shape, sizeof e->shape);
-        e->nbytes = (size_t)(t->end - t->begin);
-        e->data = (char *)m->mem + at;
-        if (!e->name) st = pp_fail(PP_E_NOMEM, "out of memory");
+        st = add_src(s, t, (char *)m->mem + at);
         if (st == PP_OK) st = pp_hfdir_read(h, i, (char *)m->mem + at);
-        at += align64(e->nbytes);
+        at += align64((size_t)(t->end - t->begin));
     }
     if (st == PP_OK) st = pp_hfdir_finish(h);
     m->mem_bytes = total;
@@ -243,16 +249,9 @@ static pp_status load_file(pp_llama *m, const char *path, srcs *s)
     size_t at = 0;
     for (size_t i = 0; i < n && e == PP_OK; i++) {
         const pp_tensor_info *t = pp_st_tensor(st, i);
-        src *x = &s->t[s->n++];
-        x->name = strdup(t->name);
-        x->dtype = t->dtype;
-        x->ndim = t->ndim;
-        memcpy(x->shape, t->shape, sizeof x->shape);
-        x->nbytes = (size_t)(t->end - t->begin);
-        x->data = (char *)m->mem + at;
-        if (!x->name) e = pp_fail(PP_E_NOMEM, "out of memory");
+        e = add_src(s, t, (char *)m->mem + at);
         if (e == PP_OK) e = pp_st_read(st, t, (char *)m->mem + at);
-        at += align64(x->nbytes);
+        at += align64((size_t)(t->end - t->begin));
     }
     if (e == PP_OK) e = pp_st_finish(st);
     m->mem_bytes = total;

@@ -1048,7 +1048,7 @@ out:
     pp_full_free(&R.F);
     pp_tokens_free(&R.ds);
     pp_tokens_free(&R.evds);
+    pp_llama_free(&R.m); /* before its backend: it frees device memory through it */
     pp_backend_free(R.be);
-    pp_llama_free(&R.m);
     return rc;
 }

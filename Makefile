@@ -121,6 +121,28 @@ build/lib/libppcuda.so: $(filter-out build/cuda/probe.o,$(CUDA_OBJ))
 build/cuda_probe: tests/gpu/cuda_probe.c build/libppcuda.a
 	$(CC) -std=c11 -O2 $(WARN) -Icuda $< build/libppcuda.a -o $@ -L$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lm -ldl -lrt -pthread
 
+# --- the CUDA emulator (cuda/emu/): the same .cu files compiled by g++ for the
+# CPU, so that make test runs the GPU self-test's kernels on machines without a
+# GPU. Needs no nvcc. tests/gpu/emu_check checks the emulator itself. CUDA code
+# reads memory through other types (16-byte loads, bf16 bits): no strict aliasing. ---
+EMU_FLAGS := -std=c++17 $(OPT) -g -fPIC -ffp-contract=off -fno-strict-aliasing -Wall -Wno-unknown-pragmas -Wno-unused-function \
+             -Wno-sign-compare $(SANFLAGS) -Icuda/emu -Icuda -Icommon
+EMU_OBJ   := $(patsubst cuda/%.cu,$(B)/emu/%.o,$(filter-out cuda/probe.cu,$(wildcard cuda/*.cu))) $(B)/emu/emu.o
+
+$(B)/emu/%.o: cuda/%.cu cuda/*.h cuda/*.cuh cuda/emu/*.h common/backend.h
+	@mkdir -p $(@D)
+	$(CXX) $(EMU_FLAGS) -x c++ -c $< -o $@
+
+$(B)/emu/emu.o: cuda/emu/emu.cc cuda/emu/*.h
+	@mkdir -p $(@D)
+	$(CXX) $(EMU_FLAGS) -c $< -o $@
+
+$(B)/emu/libppcuda.so: $(EMU_OBJ)
+	$(CXX) -shared $(SANFLAGS) $^ -o $@ -lopenblas
+
+$(B)/emu/emu_check: tests/gpu/emu_check.cu $(B)/emu/emu.o cuda/emu/*.h cuda/*.h
+	$(CXX) $(EMU_FLAGS) -x c++ $< -x none $(B)/emu/emu.o -o $@ $(SANFLAGS) -lopenblas
+
 # the GPU self-test's program (it links only libpp; the CUDA library is opened
 # at run time); make test runs it against the CPU backend, a check of the checks
 $(B)/gpu/test_cuda: tests/gpu/test_cuda.c $(B)/libpp.a
@@ -134,8 +156,8 @@ $(B)/tests/%: tests/unit/%.c tests/unit/check.h $(B)/libpp.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $< $(B)/libpp.a -o $@ $(LDFLAGS) $(LDLIBS)
 
-test: $(TOOLS) $(UNIT) $(B)/gpu/test_cuda
-	@BIN=$(BIN) UNIT_DIR=$(B)/tests GPU_TEST=$(B)/gpu/test_cuda sh tests/run.sh
+test: $(TOOLS) $(UNIT) $(B)/gpu/test_cuda $(B)/emu/libppcuda.so $(B)/emu/emu_check
+	@BIN=$(BIN) UNIT_DIR=$(B)/tests GPU_TEST=$(B)/gpu/test_cuda EMU_DIR=$(B)/emu sh tests/run.sh
 
 # --- fuzzing (clang's libFuzzer) ---
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))

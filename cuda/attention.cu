@@ -72,6 +72,6 @@ extern "C" void pp_cuda_attention(float *out, const float *q, const float *kc, c
 {
     if (n <= 0) return;
     dim3 grid((unsigned)n_heads, (unsigned)n);
-    attention<<<grid, 32 * AW, 0, s>>>(out, q, kc, vc, pos0, n_heads, n_kv, hd);
+    PP_LAUNCH(attention, grid, 32 * AW, 0, s)(out, q, kc, vc, pos0, n_heads, n_kv, hd);
     PP_LAUNCHED("attention");
 }

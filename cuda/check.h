@@ -37,6 +37,15 @@ static inline unsigned pp_cuda_grid(size_t n)
     return b > 65535 * 8 ? 65535 * 8 : (unsigned)(b ? b : 1);
 }
 
+/* PP_LAUNCH(kernel, grid, block, shared bytes, stream)(arguments): a kernel
+ * launch, spelled so that the CUDA emulator (cuda/emu/, which compiles these
+ * files with g++ to test them on the CPU) can run it too. */
+#ifdef PP_CUDA_EMU
+#define PP_LAUNCH(k, grid, block, shared, stream) pp_emu_launch(k, grid, block, shared, stream, #k)
+#else
+#define PP_LAUNCH(k, grid, block, shared, stream) k<<<grid, block, shared, stream>>>
+#endif
+
 /* After every kernel launch. */
 #define PP_LAUNCHED(what) PP_CUDA(cudaGetLastError())
 

@@ -26,14 +26,14 @@ template <typename T> static __global__ void widen(T *out, pp_weight w, size_t n
 extern "C" void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, cudaStream_t s)
 {
     size_t n = (size_t)w->rows * w->cols;
-    widen<__nv_bfloat16><<<pp_cuda_grid(n), 256, 0, s>>>(out, *w, n, codes);
+    PP_LAUNCH(widen<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, *w, n, codes);
     PP_LAUNCHED("widen bf16");
 }
 
 extern "C" void pp_cuda_widen_f32(float *out, const pp_weight *w, cudaStream_t s)
 {
     size_t n = (size_t)w->rows * w->cols;
-    widen<float><<<pp_cuda_grid(n), 256, 0, s>>>(out, *w, n, codes);
+    PP_LAUNCH(widen<float>, pp_cuda_grid(n), 256, 0, s)(out, *w, n, codes);
     PP_LAUNCHED("widen f32");
 }
 
@@ -45,6 +45,6 @@ static __global__ void to_bf16(__nv_bfloat16 *out, const float *x, size_t n)
 
 extern "C" void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s)
 {
-    to_bf16<<<pp_cuda_grid(n), 256, 0, s>>>(out, x, n);
+    PP_LAUNCH(to_bf16, pp_cuda_grid(n), 256, 0, s)(out, x, n);
     PP_LAUNCHED("to bf16");
 }

@@ -12,7 +12,7 @@ static __global__ void swiglu(float *out, const float *g, const float *u, size_t
 extern "C" void pp_cuda_swiglu(float *out, const float *g, const float *u, size_t n, cudaStream_t s)
 {
     if (!n) return;
-    swiglu<<<pp_cuda_grid(n), 256, 0, s>>>(out, g, u, n);
+    PP_LAUNCH(swiglu, pp_cuda_grid(n), 256, 0, s)(out, g, u, n);
     PP_LAUNCHED("swiglu");
 }
 
@@ -24,7 +24,7 @@ static __global__ void add(float *x, const float *y, size_t n)
 extern "C" void pp_cuda_add(float *x, const float *y, size_t n, cudaStream_t s)
 {
     if (!n) return;
-    add<<<pp_cuda_grid(n), 256, 0, s>>>(x, y, n);
+    PP_LAUNCH(add, pp_cuda_grid(n), 256, 0, s)(x, y, n);
     PP_LAUNCHED("add");
 }
 
@@ -40,6 +40,6 @@ static __global__ void embed(float *out, pp_weight t, const uint32_t *ids, int n
 extern "C" void pp_cuda_embed(float *out, const pp_weight *table, const uint32_t *ids, int n, cudaStream_t s)
 {
     if (n <= 0) return;
-    embed<<<pp_cuda_grid((size_t)n * table->cols), 256, 0, s>>>(out, *table, ids, n, *pp_cuda_codes());
+    PP_LAUNCH(embed, pp_cuda_grid((size_t)n * table->cols), 256, 0, s)(out, *table, ids, n, *pp_cuda_codes());
     PP_LAUNCHED("embed");
 }

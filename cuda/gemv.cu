@@ -104,10 +104,10 @@ extern "C" int pp_cuda_gemv(float *out, const float *x, const pp_weight *w, int 
     if (n < 1 || n > PP_CUDA_GEMV_MAX || w->cols % 32 || w->cols % per) return 0;
     if ((w->type >= PP_W_NF4) && (w->blocksize % per)) return 0;
     unsigned blocks = (unsigned)((w->rows + WARPS - 1) / WARPS);
-    if (n <= 1) gemv<1><<<blocks, 32 * WARPS, 0, s>>>(out, x, *w, n, acc, *pp_cuda_codes());
-    else if (n <= 2) gemv<2><<<blocks, 32 * WARPS, 0, s>>>(out, x, *w, n, acc, *pp_cuda_codes());
-    else if (n <= 4) gemv<4><<<blocks, 32 * WARPS, 0, s>>>(out, x, *w, n, acc, *pp_cuda_codes());
-    else gemv<PP_CUDA_GEMV_MAX><<<blocks, 32 * WARPS, 0, s>>>(out, x, *w, n, acc, *pp_cuda_codes());
+    if (n <= 1) PP_LAUNCH(gemv<1>, blocks, 32 * WARPS, 0, s)(out, x, *w, n, acc, *pp_cuda_codes());
+    else if (n <= 2) PP_LAUNCH(gemv<2>, blocks, 32 * WARPS, 0, s)(out, x, *w, n, acc, *pp_cuda_codes());
+    else if (n <= 4) PP_LAUNCH(gemv<4>, blocks, 32 * WARPS, 0, s)(out, x, *w, n, acc, *pp_cuda_codes());
+    else PP_LAUNCH(gemv<PP_CUDA_GEMV_MAX>, blocks, 32 * WARPS, 0, s)(out, x, *w, n, acc, *pp_cuda_codes());
     PP_LAUNCHED("gemv");
     return 1;
 }

@@ -17,6 +17,6 @@ static __global__ void rmsnorm(float *out, const float *x, const float *w, int d
 extern "C" void pp_cuda_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, cudaStream_t s)
 {
     if (n <= 0) return;
-    rmsnorm<<<n, 256, 0, s>>>(out, x, w, dim, eps);
+    PP_LAUNCH(rmsnorm, n, 256, 0, s)(out, x, w, dim, eps);
     PP_LAUNCHED("rmsnorm");
 }

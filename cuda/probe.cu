@@ -2,6 +2,7 @@
 // targets and the C linkage work; the backend proper arrives with issue 5.
 #include <cuda_runtime.h>
 
+#include "check.h"
 #include "probe.h"
 
 __global__ static void fill_iota(int *out, int n)
@@ -18,7 +19,7 @@ extern "C" int pp_cuda_probe(int *devices)
     enum { N = 256 };
     int *d = nullptr, h[N];
     if (cudaMalloc(&d, N * sizeof(int)) != cudaSuccess) return -1;
-    fill_iota<<<(N + 127) / 128, 128>>>(d, N);
+    PP_LAUNCH(fill_iota, (N + 127) / 128, 128, 0, 0)(d, N);
     cudaError_t e = cudaGetLastError();
     if (e == cudaSuccess) e = cudaMemcpy(h, d, sizeof h, cudaMemcpyDeviceToHost);
     cudaFree(d);

@@ -22,7 +22,7 @@ extern "C" void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, i
 {
     size_t total = (size_t)n * (hd / 2) * (n_heads + n_kv);
     if (!total) return;
-    rope<<<pp_cuda_grid(total), 256, 0, s>>>(q, k, n, pos0, n_heads, n_kv, hd, theta, 1.0f);
+    PP_LAUNCH(rope, pp_cuda_grid(total), 256, 0, s)(q, k, n, pos0, n_heads, n_kv, hd, theta, 1.0f);
     PP_LAUNCHED("rope");
 }
 
@@ -32,6 +32,6 @@ extern "C" void pp_cuda_rope_backward(float *dq, float *dk, int n, int pos0, int
 {
     size_t total = (size_t)n * (hd / 2) * (n_heads + n_kv);
     if (!total) return;
-    rope<<<pp_cuda_grid(total), 256, 0, s>>>(dq, dk, n, pos0, n_heads, n_kv, hd, theta, -1.0f);
+    PP_LAUNCH(rope, pp_cuda_grid(total), 256, 0, s)(dq, dk, n, pos0, n_heads, n_kv, hd, theta, -1.0f);
     PP_LAUNCHED("rope_backward");
 }

@@ -25,7 +25,7 @@ extern "C" void pp_cuda_rmsnorm_train(float *out, float *rstd, const float *x, c
                                       cudaStream_t s)
 {
     if (n <= 0) return;
-    rmsnorm_train<<<n, 256, 0, s>>>(out, rstd, x, w, dim, eps);
+    PP_LAUNCH(rmsnorm_train, n, 256, 0, s)(out, rstd, x, w, dim, eps);
     PP_LAUNCHED("rmsnorm_train");
 }
 
@@ -54,10 +54,10 @@ extern "C" void pp_cuda_rmsnorm_backward(float *dx, float *dw, const float *dy, 
                                          const float *w, int n, int dim, cudaStream_t s)
 {
     if (n <= 0) return;
-    rmsnorm_dx<<<n, 256, 0, s>>>(dx, dy, x, rstd, w, dim);
+    PP_LAUNCH(rmsnorm_dx, n, 256, 0, s)(dx, dy, x, rstd, w, dim);
     PP_LAUNCHED("rmsnorm_dx");
     if (dw) {
-        rmsnorm_dw<<<(dim + 255) / 256, 256, 0, s>>>(dw, dy, x, rstd, n, dim);
+        PP_LAUNCH(rmsnorm_dw, (dim + 255) / 256, 256, 0, s)(dw, dy, x, rstd, n, dim);
         PP_LAUNCHED("rmsnorm_dw");
     }
 }
@@ -102,7 +102,7 @@ extern "C" void pp_cuda_attention_train(float *out, float *p, const float *q, co
                                         int n_heads, int n_kv, int hd, cudaStream_t s)
 {
     if (n <= 0) return;
-    attention_train<<<dim3(n, n_heads), 128, 0, s>>>(out, p, q, k, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
+    PP_LAUNCH(attention_train, dim3(n, n_heads), 128, 0, s)(out, p, q, k, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
     PP_LAUNCHED("attention_train");
 }
 
@@ -167,11 +167,11 @@ extern "C" void pp_cuda_attention_backward(float *dq, float *dk, float *dv, floa
                                            int hd, cudaStream_t s)
 {
     if (n <= 0) return;
-    attention_ds<<<dim3(n, n_heads), 128, 0, s>>>(ds, p, dout, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
+    PP_LAUNCH(attention_ds, dim3(n, n_heads), 128, 0, s)(ds, p, dout, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
     PP_LAUNCHED("attention_ds");
-    attention_dq<<<dim3(n, n_heads), 64, 0, s>>>(dq, ds, k, n, n_heads, n_kv, hd);
+    PP_LAUNCH(attention_dq, dim3(n, n_heads), 64, 0, s)(dq, ds, k, n, n_heads, n_kv, hd);
     PP_LAUNCHED("attention_dq");
-    attention_dkv<<<dim3(n, n_kv), 64, 0, s>>>(dk, dv, ds, p, q, dout, n, n_heads, n_kv, hd);
+    PP_LAUNCH(attention_dkv, dim3(n, n_kv), 64, 0, s)(dk, dv, ds, p, q, dout, n, n_heads, n_kv, hd);
     PP_LAUNCHED("attention_dkv");
 }
 
@@ -190,7 +190,7 @@ extern "C" void pp_cuda_swiglu_backward(float *dg, float *du, const float *dh, c
                                         cudaStream_t s)
 {
     if (!n) return;
-    swiglu_backward<<<pp_cuda_grid(n), 256, 0, s>>>(dg, du, dh, g, u, n);
+    PP_LAUNCH(swiglu_backward, pp_cuda_grid(n), 256, 0, s)(dg, du, dh, g, u, n);
     PP_LAUNCHED("swiglu_backward");
 }
 
@@ -221,7 +221,7 @@ extern "C" void pp_cuda_cross_entropy(float *logits, float *loss, const int32_t 
                                       cudaStream_t s)
 {
     if (n <= 0) return;
-    cross_entropy<<<n, 256, 0, s>>>(logits, loss, targets, vocab, scale);
+    PP_LAUNCH(cross_entropy, n, 256, 0, s)(logits, loss, targets, vocab, scale);
     PP_LAUNCHED("cross_entropy");
 }
 
@@ -236,7 +236,7 @@ static __global__ void embed_backward(float *dtable, const float *dout, const ui
 extern "C" void pp_cuda_embed_backward(float *dtable, const float *dout, const uint32_t *ids, int n, int dim, cudaStream_t s)
 {
     if (n <= 0) return;
-    embed_backward<<<pp_cuda_grid((size_t)n * dim), 256, 0, s>>>(dtable, dout, ids, n, dim);
+    PP_LAUNCH(embed_backward, pp_cuda_grid((size_t)n * dim), 256, 0, s)(dtable, dout, ids, n, dim);
     PP_LAUNCHED("embed_backward");
 }
 
@@ -255,7 +255,7 @@ static __global__ void rows(float *dst, const float *src, const int *idx, int co
 extern "C" void pp_cuda_rows(float *dst, const float *src, const int *idx, int count, int dim, int scatter, cudaStream_t s)
 {
     if (count <= 0) return;
-    rows<<<pp_cuda_grid((size_t)count * dim), 256, 0, s>>>(dst, src, idx, count, dim, scatter);
+    PP_LAUNCH(rows, pp_cuda_grid((size_t)count * dim), 256, 0, s)(dst, src, idx, count, dim, scatter);
     PP_LAUNCHED("rows");
 }
 
@@ -271,7 +271,7 @@ extern "C" void pp_cuda_dropout(float *out, const float *x, size_t n, uint64_t k
                                 cudaStream_t s)
 {
     if (!n) return;
-    dropout<<<pp_cuda_grid(n), 256, 0, s>>>(out, x, n, key, thr, scale, acc);
+    PP_LAUNCH(dropout, pp_cuda_grid(n), 256, 0, s)(out, x, n, key, thr, scale, acc);
     PP_LAUNCHED("dropout");
 }
 
@@ -296,7 +296,7 @@ static __global__ void sumsq(double *part, const float *x, size_t n)
 
 extern "C" void pp_cuda_sumsq(double *part, const float *x, size_t n, cudaStream_t s)
 {
-    sumsq<<<PP_CUDA_SUMSQ_BLOCKS, 256, 0, s>>>(part, x, n);
+    PP_LAUNCH(sumsq, PP_CUDA_SUMSQ_BLOCKS, 256, 0, s)(part, x, n);
     PP_LAUNCHED("sumsq");
 }
 
@@ -308,7 +308,7 @@ static __global__ void scale(float *x, size_t n, float f)
 extern "C" void pp_cuda_scale(float *x, size_t n, float f, cudaStream_t s)
 {
     if (!n) return;
-    scale<<<pp_cuda_grid(n), 256, 0, s>>>(x, n, f);
+    PP_LAUNCH(scale, pp_cuda_grid(n), 256, 0, s)(x, n, f);
     PP_LAUNCHED("scale");
 }
 
@@ -331,6 +331,6 @@ extern "C" void pp_cuda_adamw(float *p, const float *g, float *m, float *v, size
                               cudaStream_t s)
 {
     if (!n) return;
-    adamw<<<pp_cuda_grid(n), 256, 0, s>>>(p, g, m, v, n, n_decay, h[0], h[1], h[2], h[3], h[4], h[5]);
+    PP_LAUNCH(adamw, pp_cuda_grid(n), 256, 0, s)(p, g, m, v, n, n_decay, h[0], h[1], h[2], h[3], h[4], h[5]);
     PP_LAUNCHED("adamw");
 }

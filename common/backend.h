@@ -140,10 +140,24 @@ static inline PP_HOST_DEVICE uint32_t pp_dropout_bits(uint64_t key, uint64_t i)
     return (uint32_t)(pp_dropout_mix(key + i * 0x9E3779B97F4A7C15ull) >> 32);
 }
 
+/* How a backend's products compute (matmul, matmul_dx, gemm); the caller
+ * sets pp_backend.precision before using them.
+ *   AUTO: fp32 weights in fp32, stored weights of other types through bf16
+ *         (the default: decoding);
+ *   FP32: everything in fp32 (training's reference);
+ *   BF16, FP16: both operands rounded to bf16 or fp16, the product
+ *         accumulated and returned in fp32 (what autocast does for linear
+ *         layers); in fp16 a value beyond ±65504 becomes ±inf, which the
+ *         trainer's loss scaling detects.
+ * The CPU backend computes in fp32 whatever is asked. */
+typedef enum { PP_PREC_AUTO, PP_PREC_FP32, PP_PREC_BF16, PP_PREC_FP16 } pp_precision;
+
 struct pp_backend {
     const pp_backend_ops *ops;
     int threads;
     void *priv;             /* the backend's own state (scratch buffers) */
+    pp_precision precision; /* of the products (above) */
+    size_t peak_bytes;      /* device backends: the most device memory in use seen so far */
 };
 
 /* The CPU backend with the given number of threads (0: all cores). */

@@ -1,12 +1,13 @@
 /* backend_cuda.cu: the backend table (backend.h) on an NVIDIA GPU. One
  * stream, one cuBLAS handle; scratch buffers grown once to what reserve()
  * announces. Products: a stored weight's own kernel for a few rows of x
- * (gemv.cu: decoding reads each weight once in its stored form); else an
- * fp32 weight through cublasSgemm, any other widened to bf16 in a scratch
- * buffer right before cublasGemmEx (bf16 inputs, fp32 accumulation and
- * output). Training (train.cu): fp32 throughout, the same arithmetic as
- * the CPU backend; a frozen weight's input gradient through its fp32
- * widening; host index arrays (ids, targets, rows) copied in per call. */
+ * (gemv.cu: decoding reads each weight once in its stored form); else, as
+ * be->precision says, cublasSgemm on fp32 operands (a stored weight widened
+ * to fp32 in a scratch buffer), or cublasGemmEx on bf16/fp16 copies of both
+ * operands (a weight widened per product: QLoRA's dequantization per layer)
+ * with fp32 accumulation and output. The other training operations
+ * (train.cu) are fp32, the CPU backend's arithmetic; host index arrays
+ * (ids, targets, rows) are copied in per call. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,8 @@ typedef struct cu {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
-    __nv_bfloat16 *wb, *xb; /* a widened weight; x in bf16 */
-    size_t wbcap, xbcap;
+    void *wb, *xb, *yb;     /* 16-bit copies (bf16 or fp16): a widened weight; the operands of a product */
+    size_t wbcap, xbcap, ybcap;
     uint32_t *ids;          /* token ids for embed */
     size_t idcap;
     float *wf;              /* a weight widened to fp32 (matmul_dx) */
@@ -35,13 +36,13 @@ typedef struct cu {
     size_t tgcap;
     double *part;           /* sumsq's partial sums (PP_CUDA_SUMSQ_BLOCKS) */
     pp_cuda_host host;
-    size_t peak;            /* the most device memory in use seen after an allocation (cudaMemGetInfo) */
+    pp_backend *be;         /* be->peak_bytes: the most device memory in use seen after an allocation */
 } cu;
 
 static void note_peak(cu *c)
 {
     size_t fr = 0, tot = 0;
-    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > c->peak) c->peak = tot - fr;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > c->be->peak_bytes) c->be->peak_bytes = tot - fr;
 }
 
 static cu *C(pp_backend *be) { return (cu *)be->priv; }
@@ -96,11 +97,11 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
     if (weight_elems > c->wbcap) {
         if (p) PP_CUDA(cudaFree(p));
         c->wb = NULL, c->wbcap = 0;
-        if (cudaMalloc(&p, weight_elems * sizeof(__nv_bfloat16)) != cudaSuccess) {
+        if (cudaMalloc(&p, weight_elems * 2) != cudaSuccess) {
             cudaGetLastError();
             return c->host.fail(PP_E_NOMEM, "out of device memory for a %zu-value weight buffer", weight_elems);
         }
-        c->wb = (__nv_bfloat16 *)p, c->wbcap = weight_elems;
+        c->wb = p, c->wbcap = weight_elems;
         note_peak(c);
     }
     return PP_OK;
@@ -125,31 +126,85 @@ static void cu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_weig
     pp_cuda_rmsnorm(out, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
 
+/* The precision's 16-bit type: fp16 for FP16, else bf16. */
+static int f16(const pp_backend *be) { return be->precision == PP_PREC_FP16; }
+static cudaDataType half_type(const pp_backend *be) { return f16(be) ? CUDA_R_16F : CUDA_R_16BF; }
+static int halves(const pp_backend *be) { return be->precision == PP_PREC_BF16 || be->precision == PP_PREC_FP16; }
+
+/* x (n values) rounded into the 16-bit buffer *buf. */
+static const void *narrowed(pp_backend *be, void **buf, size_t *cap, const float *x, size_t n)
+{
+    cu *c = C(be);
+    grow(c, buf, cap, n ? n : 1, 2);
+    if (f16(be)) pp_cuda_to_f16((__half *)*buf, x, n, c->stream);
+    else pp_cuda_to_bf16((__nv_bfloat16 *)*buf, x, n, c->stream);
+    return *buf;
+}
+
+/* w widened to the 16-bit type into c->wb. */
+static const void *widened(pp_backend *be, const pp_weight *w)
+{
+    cu *c = C(be);
+    grow(c, &c->wb, &c->wbcap, (size_t)w->rows * w->cols, 2);
+    if (f16(be)) pp_cuda_widen_f16((__half *)c->wb, w, c->stream);
+    else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb, w, c->stream);
+    return c->wb;
+}
+
+/* w as fp32: its own data, or widened into c->wf. */
+static const float *as_f32(cu *c, const pp_weight *w)
+{
+    if (w->type == PP_W_F32) return (const float *)w->data;
+    grow(c, (void **)&c->wf, &c->wfcap, (size_t)w->rows * w->cols, sizeof *c->wf);
+    pp_cuda_widen_f32(c->wf, w, c->stream);
+    return c->wf;
+}
+
 /* Row-major C (M, N) = alpha op(A) op(B) + beta C through column-major
- * cuBLAS: Cᵀ = op(B)ᵀ op(A)ᵀ. */
+ * cuBLAS: Cᵀ = op(B)ᵀ op(A)ᵀ. A and B are fp32 (a, b == NULL), or already
+ * 16-bit copies a, b of the precision's type. */
+static void gemm_rm(pp_backend *be, float *Cm, const void *A, const void *B, int half, int M, int N, int K, int ta, int tb,
+                    float alpha, float beta)
+{
+    cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (!half) {
+        PP_CUBLAS(cublasSgemm(C(be)->blas, opa, opb, N, M, K, &alpha, (const float *)B, tb ? K : N, (const float *)A,
+                              ta ? M : K, &beta, Cm, N));
+        return;
+    }
+    cudaDataType t = half_type(be);
+    PP_CUBLAS(cublasGemmEx(C(be)->blas, opa, opb, N, M, K, &alpha, B, t, tb ? K : N, A, t, ta ? M : K, &beta, Cm, CUDA_R_32F,
+                           N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, int M, int N, int K, int ta, int tb,
                     float alpha, float beta)
 {
-    PP_CUBLAS(cublasSgemm(C(be)->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B,
-                          tb ? K : N, A, ta ? M : K, &beta, Cm, N));
+    if (!halves(be)) {
+        gemm_rm(be, Cm, A, B, 0, M, N, K, ta, tb, alpha, beta);
+        return;
+    }
+    cu *c = C(be);
+    const void *a = narrowed(be, &c->xb, &c->xbcap, A, (size_t)M * K);
+    const void *b = narrowed(be, &c->yb, &c->ybcap, B, (size_t)K * N);
+    gemm_rm(be, Cm, a, b, 1, M, N, K, ta, tb, alpha, beta);
 }
 
+/* out (n, rows) (+)= x (n, cols) · Wᵀ: a few rows through the weight's own
+ * kernel; else in the precision asked (AUTO: fp32 weights in fp32, others
+ * through bf16). */
 static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
     cu *c = C(be);
     if (n <= PP_CUDA_GEMV_MAX && pp_cuda_gemv(out, x, w, n, acc, c->stream)) return;
-    float one = 1.0f, beta = acc ? 1.0f : 0.0f;
-    if (w->type == PP_W_F32) { /* out (n, rows) = x (n, cols) · Wᵀ */
-        PP_CUBLAS(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, n, w->cols, &one, (const float *)w->data, w->cols,
-                              x, w->cols, &beta, out, w->rows));
+    float beta = acc ? 1.0f : 0.0f;
+    int half = halves(be) || (be->precision == PP_PREC_AUTO && w->type != PP_W_F32);
+    if (!half) {
+        gemm_rm(be, out, x, as_f32(c, w), 0, n, w->rows, w->cols, 0, 1, 1.0f, beta);
         return;
     }
-    grow(c, (void **)&c->wb, &c->wbcap, (size_t)w->rows * w->cols, sizeof *c->wb);
-    grow(c, (void **)&c->xb, &c->xbcap, (size_t)n * w->cols, sizeof *c->xb);
-    pp_cuda_widen_bf16(c->wb, w, c->stream);
-    pp_cuda_to_bf16(c->xb, x, (size_t)n * w->cols, c->stream);
-    PP_CUBLAS(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, w->rows, n, w->cols, &one, c->wb, CUDA_R_16BF, w->cols, c->xb,
-                           CUDA_R_16BF, w->cols, &beta, out, CUDA_R_32F, w->rows, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    const void *wh = widened(be, w), *xh = narrowed(be, &c->xb, &c->xbcap, x, (size_t)n * w->cols);
+    gemm_rm(be, out, xh, wh, 1, n, w->rows, w->cols, 0, 1, 1.0f, beta);
 }
 
 static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
@@ -184,13 +239,12 @@ static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_we
 {
     /* dx (n, cols) += dy (n, rows) · W (rows, cols) */
     cu *c = C(be);
-    const float *wf = (const float *)w->data;
-    if (w->type != PP_W_F32) {
-        grow(c, (void **)&c->wf, &c->wfcap, (size_t)w->rows * w->cols, sizeof *c->wf);
-        pp_cuda_widen_f32(c->wf, w, c->stream);
-        wf = c->wf;
+    if (!halves(be)) {
+        gemm_rm(be, dx, dy, as_f32(c, w), 0, n, w->cols, w->rows, 0, 0, 1.0f, 1.0f);
+        return;
     }
-    cu_gemm(be, dx, dy, wf, n, w->cols, w->rows, 0, 0, 1.0f, 1.0f);
+    const void *wh = widened(be, w), *dyh = narrowed(be, &c->xb, &c->xbcap, dy, (size_t)n * w->rows);
+    gemm_rm(be, dx, dyh, wh, 1, n, w->cols, w->rows, 0, 0, 1.0f, 1.0f);
 }
 
 static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
@@ -300,10 +354,11 @@ static void cu_destroy(pp_backend *be)
 {
     cu *c = C(be);
     if (c && c->host.verbose)
-        fprintf(stderr, "pp: CUDA device %d: peak device memory in use %.1f MiB\n", c->device, c->peak / 1048576.0);
+        fprintf(stderr, "pp: CUDA device %d: peak device memory in use %.1f MiB\n", c->device, be->peak_bytes / 1048576.0);
     if (c) {
         cudaFree(c->wb);
         cudaFree(c->xb);
+        cudaFree(c->yb);
         cudaFree(c->ids);
         cudaFree(c->wf);
         cudaFree(c->ds);
@@ -345,6 +400,7 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     }
     c->device = device;
     c->host = *host;
+    c->be = be;
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     PP_CUBLAS(cublasCreate(&c->blas));
     PP_CUBLAS(cublasSetStream(c->blas, c->stream));

@@ -5,6 +5,7 @@
 #define PP_CUDA_KERNELS_H
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -16,11 +17,13 @@ extern "C" {
 
 /* dequant.cu: the 16-value code tables of NF4 and FP4 into constant memory. */
 void pp_cuda_set_codes(const float *nf4, const float *fp4);
-/* w widened to bf16 (out: rows * cols), or to fp32 with pp_cuda_widen_f32. */
+/* w widened to bf16 (out: rows * cols), fp16 or fp32. */
 void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, cudaStream_t s);
+void pp_cuda_widen_f16(__half *out, const pp_weight *w, cudaStream_t s);
 void pp_cuda_widen_f32(float *out, const pp_weight *w, cudaStream_t s);
-/* x (n) fp32 to bf16. */
+/* x (n) fp32 to bf16 or fp16 (rounded to nearest; beyond ±65504, ±inf). */
 void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s);
+void pp_cuda_to_f16(__half *out, const float *x, size_t n, cudaStream_t s);
 
 /* gemv.cu: out (n, rows) (+)= x (n, cols) · Wᵀ reading W in its stored form,
  * for n <= PP_CUDA_GEMV_MAX rows of x; returns 0 when w's layout needs the

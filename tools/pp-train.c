@@ -81,7 +81,10 @@ static void usage(void)
 "Output:\n"
 "      --log FILE           one JSON line per optimizer step\n"
 "  -t, --threads N          CPU threads (default: all cores)\n"
-"      --device D           cpu (default), cuda, cuda:N or auto; LoRA only on a GPU, fp32\n"
+"      --device D           cpu (default), cuda, cuda:N or auto; LoRA only on a GPU\n"
+"      --precision P        fp32, bf16 or fp16: the products' operands (default bf16\n"
+"                           on a GPU, fp32 on the CPU, its only one); fp16 scales the\n"
+"                           loss dynamically and skips a step that overflows\n"
 "  -q, --quiet              no messages but errors\n"
 "  -v, --verbose            a line per step\n"
 "  -h, --help               show this help\n"
@@ -95,7 +98,7 @@ static void usage(void)
 enum { OPT_ALPHA = 256, OPT_RSLORA, OPT_TARGETS, OPT_LR, OPT_EPOCHS, OPT_BATCH, OPT_ACCUM, OPT_MAXSTEPS, OPT_SCHED,
        OPT_WARMUP, OPT_CLIP, OPT_WD, OPT_ONPROMPT, OPT_SEED, OPT_LOG, OPT_DROPOUT, OPT_LAYERS, OPT_INIT_ADAPTER, OPT_EVAL,
        OPT_EVAL_FRACTION, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_KEEP, OPT_RESUME, OPT_GRADCKPT, OPT_DRYRUN, OPT_DEVICE, OPT_FULL, OPT_INIT,
-       OPT_TOKENIZER };
+       OPT_TOKENIZER, OPT_PRECISION };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'}, {"output", required_argument, 0, 'o'},
@@ -112,7 +115,7 @@ static const struct option longopts[] = {
     {"eval-every", required_argument, 0, OPT_EVAL_EVERY}, {"save-every", required_argument, 0, OPT_SAVE_EVERY},
     {"keep", required_argument, 0, OPT_KEEP}, {"resume", no_argument, 0, OPT_RESUME},
     {"grad-checkpoint", no_argument, 0, OPT_GRADCKPT}, {"dry-run", no_argument, 0, OPT_DRYRUN},
-    {"device", required_argument, 0, OPT_DEVICE},
+    {"device", required_argument, 0, OPT_DEVICE}, {"precision", required_argument, 0, OPT_PRECISION},
     {"full", no_argument, 0, OPT_FULL}, {"init", required_argument, 0, OPT_INIT}, {"tokenizer", required_argument, 0, OPT_TOKENIZER},
     {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
     {"help", no_argument, 0, 'h'}, {"version", no_argument, 0, 'V'}, {0, 0, 0, 0},
@@ -124,6 +127,7 @@ typedef struct args {
     uint64_t rank, epochs, batch, accum, max_steps, seed, threads, eval_every, save_every, keep;
     double alpha, lr, clip, wd, dropout, eval_fraction;
     int rslora, on_prompt, resume, grad_ckpt, dry_run, shape_set, full;
+    pp_precision precision; /* PP_PREC_AUTO: not given (the device's default) */
     unsigned targets;
     pp_schedule sched;
 } args;
@@ -185,6 +189,9 @@ typedef struct run {
     /* the position: everything a checkpoint keeps besides weights and moments */
     uint64_t step, total, cursor, rng_epoch;
     int epoch, bad;
+    float loss_scale;       /* fp16: the dynamic loss scale (GradScaler's); else 1 */
+    uint64_t scale_good;    /* fp16: steps since the scale last changed or a step overflowed */
+    uint64_t overflow_at;   /* a test's injected overflow: this step's gradients become inf ($PP_TRAIN_OVERFLOW_AT) */
     long tokens_seen;
     long warmup;
     char base_sha[65], data_sha[65], config[1024], base_quant[16];
@@ -354,7 +361,7 @@ static pp_status save_checkpoint(run *R)
         else if (!R->a.full) s = pp_lora_save(&R->l, tmp, R->a.model ? R->a.model : "");
     }
     if (s == PP_OK) {
-        char v[8][32];
+        char v[10][32];
         snprintf(v[0], 32, "%llu", (unsigned long long)R->step);
         snprintf(v[1], 32, "%d", R->epoch);
         snprintf(v[2], 32, "%llu", (unsigned long long)R->cursor);
@@ -362,8 +369,11 @@ static pp_status save_checkpoint(run *R)
         snprintf(v[4], 32, "%ld", R->o.t);
         snprintf(v[5], 32, "%ld", R->tokens_seen);
         snprintf(v[6], 32, "%d", R->bad);
+        snprintf(v[7], 32, "%.9g", (double)R->loss_scale);
+        snprintf(v[8], 32, "%llu", (unsigned long long)R->scale_good);
         const char *kv[] = {"pp.kind", "checkpoint", "pp.version", "1", "step", v[0], "epoch", v[1], "cursor", v[2],
-                            "rng", v[3], "adamw.t", v[4], "tokens", v[5], "bad_steps", v[6], "base.sha256", R->base_sha,
+                            "rng", v[3], "adamw.t", v[4], "tokens", v[5], "bad_steps", v[6], "loss_scale", v[7],
+                            "loss_scale.good_steps", v[8], "base.sha256", R->base_sha,
                             "data.sha256", R->data_sha, "config", R->config};
         uint64_t shape[1] = {R->o.n};
         pp_st_entry e[3] = {{"adamw.m", PP_F32, 1, shape, R->o.m}, {"adamw.v", PP_F32, 1, shape, R->o.v},
@@ -438,7 +448,8 @@ static pp_status resume(run *R)
     if (s == PP_OK && (!c || strcmp(c, R->config)))
         s = pp_fail(PP_E_DATA, "the checkpoint was made with other settings:\n  it has:    %s\n  this run: %s", c ? c : "?",
                     R->config);
-    uint64_t step = 0, epoch = 0, cursor = 0, rng = 0, t = 0, tokens = 0, bad = 0;
+    uint64_t step = 0, epoch = 0, cursor = 0, rng = 0, t = 0, tokens = 0, bad = 0, good = 0;
+    double scale = 1;
     if (s == PP_OK) s = meta_u64(st, "step", &step);
     if (s == PP_OK) s = meta_u64(st, "epoch", &epoch);
     if (s == PP_OK) s = meta_u64(st, "cursor", &cursor);
@@ -446,6 +457,10 @@ static pp_status resume(run *R)
     if (s == PP_OK) s = meta_u64(st, "adamw.t", &t);
     if (s == PP_OK) s = meta_u64(st, "tokens", &tokens);
     if (s == PP_OK) s = meta_u64(st, "bad_steps", &bad);
+    if (s == PP_OK) s = meta_u64(st, "loss_scale.good_steps", &good);
+    const char *ls = s == PP_OK ? pp_st_meta(st, "loss_scale") : NULL;
+    if (s == PP_OK && (!ls || pp_cli_double(ls, 1e-30, 1e30, &scale)))
+        s = pp_fail(PP_E_DATA, "trainer_state.safetensors: no valid \"loss_scale\"");
     if (s == PP_OK && (step > R->total || cursor > R->n_train || epoch < 1 || epoch > 1u << 30))
         s = pp_fail(PP_E_DATA, "trainer_state.safetensors: step %llu of %llu, cursor %llu: out of range",
                     (unsigned long long)step, (unsigned long long)R->total, (unsigned long long)cursor);
@@ -463,7 +478,7 @@ static pp_status resume(run *R)
     if (s == PP_OK) {
         if (!R->a.full) memcpy(R->l.params, back.params, back.n_params * sizeof(float));
         R->step = step, R->epoch = (int)epoch, R->cursor = cursor, R->rng_epoch = rng, R->o.t = (long)t;
-        R->tokens_seen = (long)tokens, R->bad = (int)bad;
+        R->tokens_seen = (long)tokens, R->bad = (int)bad, R->loss_scale = (float)scale, R->scale_good = good;
         pp_cli_say(1, "resuming from %s (step %llu of %llu)", dir, (unsigned long long)step, (unsigned long long)R->total);
     }
     if (s != PP_OK && dir) pp_fail_ctx(s, dir);
@@ -473,6 +488,11 @@ static pp_status resume(run *R)
     free(dir);
     free(state);
     return s;
+}
+
+static const char *precision_name(pp_precision p)
+{
+    return p == PP_PREC_BF16 ? "bf16" : p == PP_PREC_FP16 ? "fp16" : "fp32";
 }
 
 /* ------------------------------------------------------------ the plan */
@@ -521,14 +541,24 @@ static pp_status dry_run(run *R, const pp_train_opts *to)
         n = (size_t)pp_config_params(&cfg);
         wbytes = 0; /* the fp32 master weights replace the stored ones */
     }
-    double act = (double)pp_trainer_bytes(&cfg, &R->l, to);
-    double scratch = 4.0 * (double)pp_llama_largest_weight(&cfg) + 4.0 * (double)(R->a.threads ? R->a.threads : 1) * to->max_len;
+    double act = (double)pp_trainer_bytes(&cfg, &R->l, to), big = (double)pp_llama_largest_weight(&cfg);
+    int gpu = R->a.device && !strncmp(R->a.device, "cuda", 4);
+    pp_precision prec = R->a.precision ? R->a.precision : gpu ? PP_PREC_BF16 : PP_PREC_FP32;
+    double scratch = 4.0 * big + 4.0 * (double)(R->a.threads ? R->a.threads : 1) * to->max_len;
+    if (gpu) { /* backend_cuda.cu's buffers: a weight's 16-bit copy, or its fp32 one; the operands' 16-bit
+                * copies (the largest: the logits' gradient); attention_backward's (heads, n, n) */
+        double in_max = cfg.hidden > cfg.dim ? cfg.hidden : cfg.dim, T = to->max_tokens;
+        scratch = (prec == PP_PREC_FP32 ? 4.0 : 2.0) * big + 2.0 * T * (cfg.vocab > in_max ? cfg.vocab : in_max) +
+                  2.0 * T * in_max + 4.0 * cfg.n_heads * (double)to->max_len * to->max_len;
+    }
     double total = (double)wbytes + 4.0 * n * 4 + act + scratch;
+    char where[64];
+    snprintf(where, sizeof where, "%s, %s", gpu ? "GPU" : "CPU", precision_name(prec));
     if (R->a.full)
-        printf("pp-train memory plan (CPU): %d layers, dim %d, vocab %d; every weight trained: %zu parameters\n",
+        printf("pp-train memory plan (%s): %d layers, dim %d, vocab %d; every weight trained: %zu parameters\n", where,
                cfg.n_layers, cfg.dim, cfg.vocab, n);
     else
-        printf("pp-train memory plan (CPU): %d layers, dim %d, vocab %d; LoRA r=%d on %zu parameters (%.3f%%)\n",
+        printf("pp-train memory plan (%s): %d layers, dim %d, vocab %d; LoRA r=%d on %zu parameters (%.3f%%)\n", where,
                cfg.n_layers, cfg.dim, cfg.vocab, R->l.r, n, 100.0 * (double)n / (double)pp_config_params(&cfg));
     printf("  micro-batch: %llu records, up to %d tokens (longest record %d)%s\n", (unsigned long long)R->a.batch,
            to->max_tokens, to->max_len, to->grad_checkpoint ? ", gradient checkpointing" : "");
@@ -537,8 +567,9 @@ static pp_status dry_run(run *R, const pp_train_opts *to)
     plan_line(R->a.full ? "gradients (fp32)" : "LoRA gradients (fp32)", 4.0 * n);
     plan_line("AdamW moments (fp32, 2x)", 8.0 * n);
     plan_line("activations and their gradients", act);
-    plan_line("backend scratch (dequantization)", scratch);
-    plan_line("peak", total);
+    plan_line(gpu ? "backend scratch (16-bit copies)" : "backend scratch (dequantization)", scratch);
+    plan_line(gpu ? "peak on the device" : "peak", total);
+    if (gpu) printf("  (the CUDA context and cuBLAS's workspace come on top)\n");
     return PP_OK;
 }
 
@@ -566,6 +597,11 @@ static pp_status write_summary(run *R, double seconds)
     if (s == PP_OK) s = isfinite(R->last_loss) ? pp_buf_printf(&b, "%.6f", R->last_loss) : pp_buf_adds(&b, "null");
     if (s == PP_OK) s = pp_buf_adds(&b, ",\n  \"final_eval_loss\": ");
     if (s == PP_OK) s = isfinite(R->last_eval) ? pp_buf_printf(&b, "%.6f", R->last_eval) : pp_buf_adds(&b, "null");
+    if (s == PP_OK)
+        s = pp_buf_printf(&b, ",\n  \"device\": \"%s\",\n  \"precision\": \"%s\"", R->be->ops->name,
+                          precision_name(R->be->precision));
+    if (s == PP_OK && !R->be->ops->host_memory)
+        s = pp_buf_printf(&b, ",\n  \"peak_device_bytes\": %zu", R->be->peak_bytes);
     if (s == PP_OK) s = pp_buf_adds(&b, "\n}\n");
     char *path = pp_path_join(R->a.outdir, "pp-train.json");
     pp_writer *w = NULL;
@@ -639,23 +675,33 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             op->zero(R->be, R->bg, R->n_params);
             double loss = 0;
             int got = 0;
+            /* the gradients come scaled by S (fp16's loss scale, else 1) */
+            float S = R->loss_scale, inj = R->overflow_at == R->step + 1 ? INFINITY : 1.0f;
             if (count > 0) {
-                PP_TRY(micro_batches(R, &R->ds, pick, np, 1.0f / (float)count, 1, R->step * a->accum, &loss, &got));
+                PP_TRY(micro_batches(R, &R->ds, pick, np, S * inj / (float)count, 1, R->step * a->accum, &loss, &got));
                 loss /= count;
             }
-            /* clip_grad_norm_ and AdamW where the gradients are */
-            double norm = sqrt(op->sumsq(R->be, R->bg, R->n_params));
-            float coef = pp_clip_coef(norm, (float)a->clip);
-            if (coef < 1.0f) op->scale(R->be, R->bg, R->n_params, coef);
+            /* unscale, clip_grad_norm_ and AdamW where the gradients are */
+            double norm = sqrt(op->sumsq(R->be, R->bg, R->n_params)) / S;
+            float coef = pp_clip_coef(norm, (float)a->clip), f = coef < 1.0f ? coef / S : 1.0f / S;
+            if (f != 1.0f && isfinite(norm)) op->scale(R->be, R->bg, R->n_params, f);
             float rate = pp_lr_at(a->sched, (float)a->lr, (long)R->step, (long)R->total, R->warmup);
             R->step++;
-            int skipped = !isfinite(loss) || !isfinite(norm);
-            if (skipped) {
+            int fp16 = R->be->precision == PP_PREC_FP16, skipped = !isfinite(loss) || !isfinite(norm);
+            if (skipped && fp16 && isfinite(loss)) {
+                /* GradScaler: an overflow skips the step and halves the scale */
+                pp_cli_say(2, "step %llu: gradients overflowed at loss scale %g; update skipped, scale halved",
+                           (unsigned long long)R->step, (double)S);
+                R->loss_scale = S * 0.5f > 1.0f ? S * 0.5f : 1.0f;
+                R->scale_good = 0;
+            } else if (skipped) {
                 pp_cli_say(1, "step %llu: non-finite loss or gradient, update skipped", (unsigned long long)R->step);
                 if (++R->bad == 10)
                     return pp_fail(PP_E_DATA, "10 steps in a row with a non-finite loss or gradient: stopping");
             } else {
                 R->bad = 0;
+                if (fp16 && ++R->scale_good == 2000 && S < 16777216.0f) /* and doubles it after 2000 good steps */
+                    R->loss_scale = S * 2.0f, R->scale_good = 0;
                 if (count > 0) {
                     pp_adamw_hyper h = pp_adamw_next(&R->o, rate);
                     const float hv[6] = {h.b1, h.b2, h.eps, h.step, h.decay, h.bc2s};
@@ -672,12 +718,14 @@ static pp_status train(run *R, FILE *logf, int *interrupted)
             double el = pp_cli_now() - t0, tps = el > 0 ? (double)(R->tokens_seen - tokens0) / el : 0.0;
             if (logf) {
                 fprintf(logf, "{\"step\": %llu, \"epoch\": %d, ", (unsigned long long)R->step, R->epoch);
-                if (skipped) fprintf(logf, "\"loss\": null, \"skipped\": true, ");
-                else fprintf(logf, "\"loss\": %.6f, ", loss);
+                if (isfinite(loss)) fprintf(logf, "\"loss\": %.6f, ", loss);
+                else fprintf(logf, "\"loss\": null, ");
+                if (skipped) fprintf(logf, "\"skipped\": true, ");
                 fprintf(logf, "\"lr\": %.6g, \"grad_norm\": ", (double)rate);
                 if (isfinite(norm)) fprintf(logf, "%.6f", norm);
                 else fprintf(logf, "null");
                 fprintf(logf, ", \"tokens\": %ld, \"tokens_per_s\": %.1f", R->tokens_seen, tps);
+                if (R->be->precision == PP_PREC_FP16) fprintf(logf, ", \"loss_scale\": %g", (double)S);
                 if (!isnan(ev)) fprintf(logf, ", \"eval_loss\": %.6f", ev);
                 fprintf(logf, "}\n");
             }
@@ -770,6 +818,12 @@ int main(int argc, char **argv)
         case OPT_GRADCKPT: a->grad_ckpt = 1; break;
         case OPT_DRYRUN: a->dry_run = 1; break;
         case OPT_DEVICE: a->device = optarg; break;
+        case OPT_PRECISION:
+            if (!strcmp(optarg, "fp32")) a->precision = PP_PREC_FP32;
+            else if (!strcmp(optarg, "bf16")) a->precision = PP_PREC_BF16;
+            else if (!strcmp(optarg, "fp16")) a->precision = PP_PREC_FP16;
+            else return pp_cli_usage("--precision wants fp32, bf16 or fp16");
+            break;
         case OPT_FULL: a->full = 1; break;
         case OPT_INIT: a->init = optarg; a->full = 1; break;
         case OPT_TOKENIZER: a->tokenizer = optarg; break;
@@ -796,6 +850,9 @@ int main(int argc, char **argv)
     if (a->init_adapter && a->shape_set)
         return pp_cli_usage("--init-adapter takes the rank, alpha, targets and layers from the adapter");
     if (a->keep && !a->save_every) return pp_cli_usage("--keep needs --save-every");
+    if (a->precision > PP_PREC_FP32 && (!a->device || !strcmp(a->device, "cpu")))
+        return pp_cli_usage("--precision %s needs a GPU (--device cuda): the CPU computes in fp32",
+                            a->precision == PP_PREC_BF16 ? "bf16" : "fp16");
     /* the output directory is made now: a bad -o fails before the training */
     if (!a->dry_run && mkdir(a->outdir, 0777) != 0 && errno != EEXIST) {
         int e = errno;
@@ -981,6 +1038,17 @@ int main(int argc, char **argv)
         s = pp_fail(PP_E_USAGE, "--full trains on the CPU only, for now (--device cpu)");
         goto fail;
     }
+    R.be->precision = a->precision ? a->precision : R.be->ops->host_memory ? PP_PREC_FP32 : PP_PREC_BF16;
+    if (R.be->ops->host_memory && R.be->precision != PP_PREC_FP32) {
+        s = pp_fail(PP_E_USAGE, "--precision %s needs a GPU (--device cuda): the CPU computes in fp32",
+                    precision_name(R.be->precision));
+        goto fail;
+    }
+    size_t clen = strlen(R.config); /* the precision is a setting a checkpoint must match */
+    snprintf(R.config + clen, sizeof R.config - clen, " precision=%s", precision_name(R.be->precision));
+    R.loss_scale = R.be->precision == PP_PREC_FP16 ? 65536.0f : 1.0f;
+    const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
+    if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
     if ((s = pp_llama_to_backend(&R.m, R.be)) != PP_OK || (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||
         (s = pp_adamw_init(&R.o, R.n_params, 0.9f, 0.999f, 1e-8f, (float)a->wd)) != PP_OK)
         goto fail;
@@ -1027,6 +1095,8 @@ int main(int argc, char **argv)
     if (a->full) s = write_model(&R);
     else s = pp_lora_save(&R.l, a->outdir, a->model);
     if (s != PP_OK || (s = write_summary(&R, pp_cli_now() - t0)) != PP_OK) goto fail;
+    if (!R.be->ops->host_memory)
+        pp_cli_say(2, "peak device memory in use: %.1f MiB", (double)R.be->peak_bytes / 1048576.0);
     if (isfinite(R.last_eval))
         pp_cli_say(1, "final loss %.4f, eval loss %.4f; %s written to %s", R.last_loss, R.last_eval,
                    a->full ? "model" : "adapter", a->outdir);

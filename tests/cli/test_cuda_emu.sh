@@ -1,8 +1,8 @@
 #!/bin/sh
 # The CUDA emulator (cuda/emu/): first its own checks (tests/gpu/emu_check),
-# then the GPU self-test's program and pp-train/pp-generate with
-# --device cuda running the real kernels on it, in both thread orders
-# (PP_EMU_ORDER), against the CPU backend.
+# then the GPU self-test's program in both thread orders (PP_EMU_ORDER) and
+# the tools with --device cuda, running the real kernels on it, against the
+# CPU backend.
 . tests/cli/lib.sh
 EMU=${EMU_DIR:-build/emu}
 export PP_CUDA_LIB=$EMU/libppcuda.so
@@ -23,16 +23,5 @@ M=../shared/models/stories260K
 expect gpu_selftest_on_the_emulator 0 '' "$GT tests/fixtures/llama/tiny tests/fixtures/llama/tiny-bf16 $M > $T/g.out; tail -n 1 $T/g.out | grep -Eq '^[0-9]+ checks, 0 failed\$' || { grep FAIL $T/g.out >&2; exit 1; }"
 expect gpu_selftest_on_the_emulator_reversed 0 '' "PP_EMU_ORDER=reverse $GT tests/fixtures/llama/tiny > $T/r.out; tail -n 1 $T/r.out | grep -Eq '^[0-9]+ checks, 0 failed\$' || { grep FAIL $T/r.out >&2; exit 1; }"
 
-# the tools with --device cuda: greedy text as on the CPU; 6 LoRA steps with
-# the CPU's losses (fp32 on both)
-check emu_generate_greedy_as_cpu "a=\$($BIN/pp-generate --device cpu -m $M --greedy --max-new-tokens 24 'Once upon a time') &&
-    b=\$($BIN/pp-generate --device cuda -m $M --greedy --max-new-tokens 24 'Once upon a time') && [ -n \"\$b\" ] && [ \"\$a\" = \"\$b\" ]"
-$BIN/pp-format -q data/pride_prejudice_ift.json -o $T/train.jsonl && $BIN/pp-tokenize -q -t $M --max-len 64 -o $T/train.tok $T/train.jsonl
-for d in cpu cuda; do
-    $BIN/pp-train -q --device $d -m $M -d $T/train.tok -o $T/adapter-$d --max-steps 6 --lr 1e-3 --targets all-linear \
-        --log $T/train-$d.jsonl 2>$T/train-$d.err || cat $T/train-$d.err
-done
-check emu_train_losses_as_cpu "paste $T/train-cpu.jsonl $T/train-cuda.jsonl | awk '
-    { split(\$0, h, \"\\t\"); a = h[1]; b = h[2]; sub(/.*\"loss\": /, \"\", a); sub(/,.*/, \"\", a); sub(/.*\"loss\": /, \"\", b); sub(/,.*/, \"\", b);
-      d = (a - b) / a; if (d < 0) d = -d; if (d > m) m = d; n++ }
-    END { print n, m; exit !(n == 6 && m <= 1e-5) }'"
+# the tools with --device cuda (tests/gpu/tools.sh, which the GPU self-test runs too)
+BIN=$BIN M=$M sh tests/gpu/tools.sh

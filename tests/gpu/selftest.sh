@@ -8,7 +8,9 @@
 #      a LoRA step's gradients, then the logits and greedy text of whole
 #      models on both backends (tiny, tiny-bf16, stories260K and its NF4 file);
 #   3. pp-generate --device cuda against --device cpu: the same greedy text;
-#   4. pp-train --device cuda against --device cpu: 20 LoRA steps' losses.
+#   4. pp-train --device cuda against --device cpu: 20 LoRA steps' losses;
+#   5. tests/gpu/tools.sh: mixed precision, fp16 loss scaling, resume, the
+#      dry run's plan, QLoRA (what make test runs on the CUDA emulator).
 # Prints one table last; logs go to $OUT (or build/gpu-logs). Exit status 0
 # when everything passes.
 set -u
@@ -75,7 +77,7 @@ if [ -r "$MODELS/stories260K/model.safetensors" ]; then
         "$BIN/pp-tokenize" -q -t "$m" --max-len 256 -o "$OUT/train.tok" "$OUT/train.jsonl"
     for d in cpu cuda; do
         rm -rf "$OUT/adapter-$d"
-        timeout 300 "$BIN/pp-train" -q --device $d -m "$m" -d "$OUT/train.tok" -o "$OUT/adapter-$d" --max-steps 20 \
+        timeout 300 "$BIN/pp-train" -q --device $d --precision fp32 -m "$m" -d "$OUT/train.tok" -o "$OUT/adapter-$d" --max-steps 20 \
             --lr 1e-3 --targets all-linear --log "$OUT/train-$d.jsonl" 2> "$OUT/train-$d.err"
     done
     diff=$(paste "$OUT/train-cpu.jsonl" "$OUT/train-cuda.jsonl" 2>/dev/null | awk '
@@ -87,6 +89,16 @@ if [ -r "$MODELS/stories260K/model.safetensors" ]; then
     b=$("$BIN/pp-generate" --device cpu -m "$m" -a "$OUT/adapter-cuda" --greedy --max-new-tokens 32 'Who is Mr. Darcy?' 2>/dev/null)
     printf 'cpu-trained:  %s\ncuda-trained: %s\n' "$a" "$b" >> "$OUT/train.log"
     row "pp-train cuda adapter answers as the cpu one" "$([ -n "$b" ] && [ "$a" = "$b" ] && echo ok || echo 'differs (see train.log)')"
+fi
+
+# the tools' checks the CUDA emulator runs in make test (tests/gpu/tools.sh):
+# precision fp32 and bf16, the dry run's plan against the measured peak,
+# fp16's loss scaling with an injected overflow, resume, QLoRA on NF4
+if [ -r "$MODELS/stories260K/model.safetensors" ]; then
+    BIN=$BIN M=$MODELS/stories260K timeout 300 sh tests/gpu/tools.sh > "$OUT/tools.log" 2>&1
+    grep -E '^(ok|FAIL) ' "$OUT/tools.log" | while read -r verdict name rest; do
+        row "tools: ${name%:}" "$([ "$verdict" = ok ] && echo ok || echo FAIL)"
+    done
 fi
 
 echo

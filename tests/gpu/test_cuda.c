@@ -384,8 +384,15 @@ static void check_train_ops(void)
 /* One LoRA step of the trainer on both backends: the loss and every
  * adapter gradient (all seven targets, B not zero so that A gets a
  * gradient too), on model, with dropout or without. */
-static void check_lora_step(const char *model, float dropout)
+static const char *prec_name(pp_precision p)
 {
+    return p == PP_PREC_FP32 ? "fp32" : p == PP_PREC_BF16 ? "bf16" : p == PP_PREC_FP16 ? "fp16" : "auto";
+}
+
+/* One LoRA step on both backends, the GPU's products in precision prec. */
+static void check_lora_step(const char *model, float dropout, pp_precision prec)
+{
+    gpu->precision = prec;
     pp_llama mc, mg;
     pp_lora lc, lg;
     if (pp_llama_load(&mc, model) != PP_OK || pp_llama_load(&mg, model) != PP_OK || pp_llama_to_backend(&mg, gpu) != PP_OK ||
@@ -420,14 +427,79 @@ static void check_lora_step(const char *model, float dropout)
     pp_lora_grads_to_host(&lg);
     const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
     char name[96];
-    int quant = strcmp(mc.quant, "f32") != 0; /* the forward products run in bf16 */
-    snprintf(name, sizeof name, "LoRA step %s (%s)%s: loss", base, mc.quant, dropout > 0 ? " dropout" : "");
-    report(name, nc == ng ? fabs(loss_g - loss_c) / fabs(loss_c) : INFINITY, quant ? 1e-2 : 1e-5);
-    snprintf(name, sizeof name, "LoRA step %s (%s)%s: gradients", base, mc.quant, dropout > 0 ? " dropout" : "");
-    report(name, rel_err(lg.grads, lc.grads, lc.n_params), quant ? 5e-2 : 1e-4);
+    /* the products in fp32, or some in bf16 (AUTO: a stored weight's), or all in bf16 or fp16 */
+    int quant = strcmp(mc.quant, "f32") != 0;
+    double tl = 1e-5, tg = 1e-4;
+    if (prec == PP_PREC_BF16 || (prec == PP_PREC_AUTO && quant)) tl = 1e-2, tg = 5e-2;
+    if (prec == PP_PREC_FP16) tl = 2e-3, tg = 1e-2;
+    snprintf(name, sizeof name, "LoRA step %s (%s, %s)%s: loss", base, mc.quant, prec_name(prec), dropout > 0 ? " dropout" : "");
+    report(name, nc == ng ? fabs(loss_g - loss_c) / fabs(loss_c) : INFINITY, tl);
+    snprintf(name, sizeof name, "LoRA step %s (%s, %s)%s: gradients", base, mc.quant, prec_name(prec), dropout > 0 ? " dropout" : "");
+    report(name, rel_err(lg.grads, lc.grads, lc.n_params), tg);
+    gpu->precision = PP_PREC_AUTO;
     pp_trainer_free(&tc), pp_trainer_free(&tgp);
     pp_lora_free(&lc), pp_lora_free(&lg);
     pp_llama_free(&mc), pp_llama_free(&mg);
+}
+
+/* The products in each precision against the CPU's fp32 (the CPU backend
+ * ignores the setting, so this runs on a device only): close within the
+ * precision's rounding, and really rounded (an error no larger than fp32's
+ * would mean the setting is ignored); in fp16 a value beyond 65504
+ * overflows, which the trainer's loss scaling relies on. */
+static void check_precision(void)
+{
+    static const pp_precision ps[] = {PP_PREC_FP32, PP_PREC_BF16, PP_PREC_FP16};
+    int n = 45, rows = 300, cols = 512;
+    float *wv = randv((size_t)rows * cols, 0.5f), *x = randv((size_t)n * cols, 1), *dy = randv((size_t)n * rows, 1);
+    wpair w;
+    make_weight(&w, PP_W_BF16, rows, cols, wv, 64);
+    cpu->ops->reserve(cpu, (size_t)rows * cols, 16), gpu->ops->reserve(gpu, (size_t)rows * cols, 16);
+    float *y = malloc((size_t)n * rows * sizeof *y), *dx = calloc((size_t)n * cols, sizeof *dx);
+    cpu->ops->matmul(cpu, y, x, &w.hw, n, 0);
+    cpu->ops->matmul_dx(cpu, dx, dy, &w.hw, n);
+    float *A = randv(40 * 64, 1), *B = randv(24 * 64, 1), *Cm = malloc(40 * 24 * sizeof *Cm);
+    cpu->ops->gemm(cpu, Cm, A, B, 40, 24, 64, 0, 1, 1.0f, 0.0f);
+    float *dX = dev(x, (size_t)n * cols), *dDy = dev(dy, (size_t)n * rows), *dA = dev(A, 40 * 64), *dB = dev(B, 24 * 64);
+    char name[96];
+    for (int i = 0; i < 3; i++) {
+        gpu->precision = ps[i];
+        double tol = ps[i] == PP_PREC_FP32 ? 2e-5 : ps[i] == PP_PREC_BF16 ? 2e-2 : 3e-3;
+        float *dY = dev(NULL, (size_t)n * rows), *dDx = dev(NULL, (size_t)n * cols), *dC = dev(NULL, 40 * 24);
+        gpu->ops->zero(gpu, dDx, (size_t)n * cols);
+        gpu->ops->matmul(gpu, dY, dX, &w.dw, n, 0);
+        gpu->ops->matmul_dx(gpu, dDx, dDy, &w.dw, n);
+        gpu->ops->gemm(gpu, dC, dA, dB, 40, 24, 64, 0, 1, 1.0f, 0.0f);
+        const char *pn = prec_name(ps[i]);
+        snprintf(name, sizeof name, "precision %s: matmul bf16 n=%d", pn, n);
+        cmp_dev(name, dY, y, (size_t)n * rows, tol);
+        snprintf(name, sizeof name, "precision %s: matmul_dx bf16 n=%d", pn, n);
+        cmp_dev(name, dDx, dx, (size_t)n * cols, tol);
+        snprintf(name, sizeof name, "precision %s: gemm 40x24x64", pn);
+        cmp_dev(name, dC, Cm, 40 * 24, tol);
+        if (ps[i] != PP_PREC_FP32) {
+            float *h = host(dC, 40 * 24);
+            snprintf(name, sizeof name, "precision %s: gemm operands really rounded", pn);
+            report(name, rel_err(h, Cm, 40 * 24) > 1e-5 ? 0 : 1, 0);
+            free(h);
+        }
+        gpu->ops->free(gpu, dY), gpu->ops->free(gpu, dDx), gpu->ops->free(gpu, dC);
+    }
+    /* fp16: dy of 1e5 is beyond its range */
+    for (size_t i = 0; i < (size_t)n * rows; i++) dy[i] = 1e5f;
+    gpu->ops->upload(gpu, dDy, dy, (size_t)n * rows * sizeof *dy);
+    float *dDx = dev(NULL, (size_t)n * cols);
+    gpu->ops->zero(gpu, dDx, (size_t)n * cols);
+    gpu->ops->matmul_dx(gpu, dDx, dDy, &w.dw, n);
+    float *h = host(dDx, (size_t)n * cols);
+    int finite = 0;
+    for (size_t i = 0; i < (size_t)n * cols; i++) finite += isfinite(h[i]) != 0;
+    report("precision fp16: an operand beyond 65504 overflows", finite, 0);
+    gpu->precision = PP_PREC_AUTO;
+    free(h);
+    gpu->ops->free(gpu, dDx), gpu->ops->free(gpu, dX), gpu->ops->free(gpu, dDy), gpu->ops->free(gpu, dA), gpu->ops->free(gpu, dB);
+    free_weight(&w);
+    free(wv), free(x), free(dy), free(y), free(dx), free(A), free(B), free(Cm);
 }
 
 /* A model on both backends: the logits of a prompt, and 48 greedy tokens. */
@@ -534,9 +606,12 @@ int main(int argc, char **argv)
     check_small_ops();
     check_adapter("tests/fixtures/llama/tiny", "tests/fixtures/lora/peft-adapter");
     check_train_ops();
-    check_lora_step("tests/fixtures/llama/tiny", 0);
-    check_lora_step("tests/fixtures/llama/tiny", 0.3f);
-    for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0);
+    check_lora_step("tests/fixtures/llama/tiny", 0, PP_PREC_AUTO);
+    check_lora_step("tests/fixtures/llama/tiny", 0.3f, PP_PREC_AUTO);
+    if (!gpu->ops->host_memory) check_precision();
+    for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_AUTO);
+    for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_FP32);
+    for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_BF16);
     for (int i = 1; i < argc; i++) check_model(argv[i]);
     printf("%d checks, %d failed\n", checks, failed);
     pp_backend_free(cpu);

@@ -27,7 +27,7 @@ typedef struct cu {
     size_t idcap;
     float *wf;              /* a weight widened to fp32 (matmul_dx) */
     size_t wfcap;
-    float *ds;              /* attention_backward's (n_heads, n, n) */
+    float *ds;              /* attention_backward's (n_heads, n, n): dP, then dS */
     size_t dscap;
     float *loss;            /* cross_entropy's per-row losses, device and host */
     float *hloss;
@@ -264,18 +264,59 @@ static void cu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int po
     pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
 
+/* For b < batch: C_b (M, N) = alpha op(A_b) op(B_b) + beta C_b, row-major
+ * with leading dimensions and batch strides in elements (cuBLAS, column-
+ * major, computes C_bᵀ = op(B_b)ᵀ op(A_b)ᵀ). fp32; TF32 tensor cores when
+ * the precision is bf16 or fp16 (the math mode set per call). */
+static void gemm_batched(pp_backend *be, float *Cm, long long ldc, long long sc, const float *A, long long lda,
+                         long long sa, const float *B, long long ldb, long long sb, int M, int N, int K, int ta, int tb,
+                         float alpha, float beta, int batch)
+{
+    cu *c = C(be);
+    PP_CUBLAS(cublasSetMathMode(c->blas, halves(be) ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    PP_CUBLAS(cublasSgemmStridedBatched(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                        &alpha, B, (int)ldb, sb, A, (int)lda, sa, &beta, Cm, (int)ldc, sc, batch));
+    PP_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+}
+
+/* Attention through batched products: heads h = kh * group + r share kv head
+ * kh, so each r is one batch over the kv heads (Q's heads at stride group *
+ * hd, K's and V's at hd). S = scale Q Kᵀ into p (h, n, n); the causal
+ * softmax in place; out = P V. The masked upper triangle is computed and
+ * zeroed: twice the work of a causal kernel, in tensor-core products. */
 static void cu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
                                int n_heads, int n_kv, int hd)
 {
-    pp_cuda_attention_train(out, p, q, k, v, n, n_heads, n_kv, hd, C(be)->stream);
+    if (n <= 0) return;
+    long long g = n_heads / n_kv, qd = (long long)n_heads * hd, kvd = (long long)n_kv * hd, nn = (long long)n * n;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int r = 0; r < g; r++)
+        gemm_batched(be, p + r * nn, n, g * nn, q + r * hd, qd, g * hd, k, kvd, hd, n, n, hd, 0, 1, scale, 0.0f, n_kv);
+    pp_cuda_causal_softmax(p, n, n_heads, C(be)->stream);
+    for (int r = 0; r < g; r++)
+        gemm_batched(be, out + r * hd, qd, g * hd, p + r * nn, n, g * nn, v, kvd, hd, n, hd, n, 0, 0, 1.0f, 0.0f, n_kv);
 }
 
+/* dP = dO Vᵀ into ds; dS = P (dP - rowsum(P dP)) scale in place; dQ = dS K;
+ * dK = sum over the group of dSᵀ Q, dV = sum of Pᵀ dO (the group's heads
+ * added in order: the same result every run). */
 static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
                                   const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
 {
+    if (n <= 0) return;
     cu *c = C(be);
     grow(c, (void **)&c->ds, &c->dscap, (size_t)n_heads * n * n, sizeof *c->ds);
-    pp_cuda_attention_backward(dq, dk, dv, c->ds, dout, p, q, k, v, n, n_heads, n_kv, hd, c->stream);
+    float *ds = c->ds;
+    long long g = n_heads / n_kv, qd = (long long)n_heads * hd, kvd = (long long)n_kv * hd, nn = (long long)n * n;
+    for (int r = 0; r < g; r++)
+        gemm_batched(be, ds + r * nn, n, g * nn, dout + r * hd, qd, g * hd, v, kvd, hd, n, n, hd, 0, 1, 1.0f, 0.0f, n_kv);
+    pp_cuda_softmax_backward(ds, p, n, n_heads, 1.0f / sqrtf((float)hd), c->stream);
+    for (int r = 0; r < g; r++) {
+        gemm_batched(be, dq + r * hd, qd, g * hd, ds + r * nn, n, g * nn, k, kvd, hd, n, hd, n, 0, 0, 1.0f, 0.0f, n_kv);
+        float beta = r ? 1.0f : 0.0f;
+        gemm_batched(be, dk, kvd, hd, ds + r * nn, n, g * nn, q + r * hd, qd, g * hd, n, hd, n, 1, 0, 1.0f, beta, n_kv);
+        gemm_batched(be, dv, kvd, hd, p + r * nn, n, g * nn, dout + r * hd, qd, g * hd, n, hd, n, 1, 0, 1.0f, beta, n_kv);
+    }
 }
 
 static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,

@@ -53,17 +53,17 @@ void pp_cuda_rope_backward(float *dq, float *dk, int n, int pos0, int n_heads, i
                            cudaStream_t s);
 
 /* train.cu: the training operations (backend.h says what each computes);
- * targets, ids and row indices on the device; ds is (n_heads, n, n) scratch;
+ * targets, ids and row indices on the device;
  * loss (n) gets each row's loss. */
 void pp_cuda_rmsnorm_train(float *out, float *rstd, const float *x, const float *w, int n, int dim, float eps,
                            cudaStream_t s);
 void pp_cuda_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *rstd, const float *w,
                               int n, int dim, cudaStream_t s);
-void pp_cuda_attention_train(float *out, float *p, const float *q, const float *k, const float *v, int n, int n_heads,
-                             int n_kv, int hd, cudaStream_t s);
-void pp_cuda_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout, const float *p,
-                                const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd,
-                                cudaStream_t s);
+/* attention's row operations over (n_heads, n, n) (its products are cuBLAS's):
+ * the causal softmax of scaled scores in place; the softmax's backward in
+ * place, ds = p (dp - rowsum(p dp)) scale. */
+void pp_cuda_causal_softmax(float *p, int n, int n_heads, cudaStream_t s);
+void pp_cuda_softmax_backward(float *ds, const float *p, int n, int n_heads, float scale, cudaStream_t s);
 void pp_cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n,
                              cudaStream_t s);
 void pp_cuda_cross_entropy(float *logits, float *loss, const int32_t *targets, int n, int vocab, float scale,

@@ -64,115 +64,50 @@ extern "C" void pp_cuda_rmsnorm_backward(float *dx, float *dw, const float *dy, 
 
 /* ------------------------------------------------------------- attention */
 
-/* p (h, i, 0..n): softmax over j <= i of scale q_i·k_j, zeros after; out_i =
- * sum_j p v_j. A block per (query i, head h); scores in p itself. */
-static __global__ void attention_train(float *out, float *p, const float *q, const float *k, const float *v, int n,
-                                       int n_heads, int n_kv, int hd, float scale)
+/* The products of attention run in cuBLAS (backend_cuda.cu); these are its
+ * row operations, a block per (query i, head h) over row p (h, i, 0..n). */
+
+/* The causal softmax in place: p_ij = exp(s_ij - max) / sum for j <= i
+ * (s already scaled), zeros after. */
+static __global__ void causal_softmax(float *p, int n)
 {
     __shared__ float part[33];
-    int i = blockIdx.x, h = blockIdx.y, kh = h / (n_heads / n_kv), qd = n_heads * hd, kvd = n_kv * hd;
-    const float *qi = q + (size_t)i * qd + (size_t)h * hd;
-    float *pr = p + ((size_t)h * n + i) * n;
+    int i = blockIdx.x;
+    float *pr = p + ((size_t)blockIdx.y * n + i) * n;
     float mx = -INFINITY;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        if (j > i) {
-            pr[j] = 0.0f;
-            continue;
-        }
-        const float *kj = k + (size_t)j * kvd + (size_t)kh * hd;
-        float d = 0.0f;
-        for (int e = 0; e < hd; e++) d += qi[e] * kj[e];
-        pr[j] = d * scale;
-        mx = fmaxf(mx, pr[j]);
-    }
+    for (int j = threadIdx.x; j <= i; j += blockDim.x) mx = fmaxf(mx, pr[j]);
     mx = block_max(mx, part);
     float sum = 0.0f;
     for (int j = threadIdx.x; j <= i; j += blockDim.x) sum += (pr[j] = expf(pr[j] - mx));
     float inv = 1.0f / block_sum(sum, part);
-    for (int j = threadIdx.x; j <= i; j += blockDim.x) pr[j] *= inv;
-    __syncthreads();
-    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j <= i; j++) acc += pr[j] * v[(size_t)j * kvd + (size_t)kh * hd + e];
-        out[(size_t)i * qd + (size_t)h * hd + e] = acc;
-    }
+    for (int j = threadIdx.x; j < n; j += blockDim.x) pr[j] = j <= i ? pr[j] * inv : 0.0f;
 }
 
-extern "C" void pp_cuda_attention_train(float *out, float *p, const float *q, const float *k, const float *v, int n,
-                                        int n_heads, int n_kv, int hd, cudaStream_t s)
+extern "C" void pp_cuda_causal_softmax(float *p, int n, int n_heads, cudaStream_t s)
 {
     if (n <= 0) return;
-    PP_LAUNCH(attention_train, dim3(n, n_heads), 128, 0, s)(out, p, q, k, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
-    PP_LAUNCHED("attention_train");
+    PP_LAUNCH(causal_softmax, dim3(n, n_heads), 128, 0, s)(p, n);
+    PP_LAUNCHED("causal_softmax");
 }
 
-/* ds (h, i, j) = p (dout_i·v_j - sum_j' p dp) scale for j <= i, zeros after. */
-static __global__ void attention_ds(float *ds, const float *p, const float *dout, const float *v, int n, int n_heads,
-                                    int n_kv, int hd, float scale)
+/* The softmax's backward in place: ds_ij = p_ij (dp_ij - sum_j' p dp) scale
+ * for j <= i, zeros after (dp = dout v_jᵀ on entry). */
+static __global__ void softmax_backward(float *ds, const float *p, int n, float scale)
 {
     __shared__ float part[33];
-    int i = blockIdx.x, h = blockIdx.y, kh = h / (n_heads / n_kv), qd = n_heads * hd, kvd = n_kv * hd;
-    const float *doi = dout + (size_t)i * qd + (size_t)h * hd;
-    const float *pr = p + ((size_t)h * n + i) * n;
-    float *dr = ds + ((size_t)h * n + i) * n;
+    int i = blockIdx.x;
+    size_t o = ((size_t)blockIdx.y * n + i) * n;
     float dot = 0.0f;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        if (j > i) {
-            dr[j] = 0.0f;
-            continue;
-        }
-        const float *vj = v + (size_t)j * kvd + (size_t)kh * hd;
-        float d = 0.0f;
-        for (int e = 0; e < hd; e++) d += doi[e] * vj[e];
-        dr[j] = d;
-        dot += pr[j] * d;
-    }
+    for (int j = threadIdx.x; j <= i; j += blockDim.x) dot += p[o + j] * ds[o + j];
     dot = block_sum(dot, part);
-    for (int j = threadIdx.x; j <= i; j += blockDim.x) dr[j] = pr[j] * (dr[j] - dot) * scale;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) ds[o + j] = j <= i ? p[o + j] * (ds[o + j] - dot) * scale : 0.0f;
 }
 
-/* dq_i = sum_{j <= i} ds_ij k_j, a block per (i, h), a thread per element. */
-static __global__ void attention_dq(float *dq, const float *ds, const float *k, int n, int n_heads, int n_kv, int hd)
-{
-    int i = blockIdx.x, h = blockIdx.y, kh = h / (n_heads / n_kv), qd = n_heads * hd, kvd = n_kv * hd;
-    const float *dr = ds + ((size_t)h * n + i) * n;
-    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j <= i; j++) acc += dr[j] * k[(size_t)j * kvd + (size_t)kh * hd + e];
-        dq[(size_t)i * qd + (size_t)h * hd + e] = acc;
-    }
-}
-
-/* dk_j = sum over the group's heads and i >= j of ds_ij q_i; dv_j the same of
- * p_ij dout_i. A block per (j, kv head). */
-static __global__ void attention_dkv(float *dk, float *dv, const float *ds, const float *p, const float *q,
-                                     const float *dout, int n, int n_heads, int n_kv, int hd)
-{
-    int j = blockIdx.x, kh = blockIdx.y, group = n_heads / n_kv, qd = n_heads * hd, kvd = n_kv * hd;
-    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-        float ak = 0.0f, av = 0.0f;
-        for (int h = kh * group; h < (kh + 1) * group; h++)
-            for (int i = j; i < n; i++) {
-                size_t at = ((size_t)h * n + i) * n + j, row = (size_t)i * qd + (size_t)h * hd + e;
-                ak += ds[at] * q[row];
-                av += p[at] * dout[row];
-            }
-        dk[(size_t)j * kvd + (size_t)kh * hd + e] = ak;
-        dv[(size_t)j * kvd + (size_t)kh * hd + e] = av;
-    }
-}
-
-extern "C" void pp_cuda_attention_backward(float *dq, float *dk, float *dv, float *ds, const float *dout, const float *p,
-                                           const float *q, const float *k, const float *v, int n, int n_heads, int n_kv,
-                                           int hd, cudaStream_t s)
+extern "C" void pp_cuda_softmax_backward(float *ds, const float *p, int n, int n_heads, float scale, cudaStream_t s)
 {
     if (n <= 0) return;
-    PP_LAUNCH(attention_ds, dim3(n, n_heads), 128, 0, s)(ds, p, dout, v, n, n_heads, n_kv, hd, 1.0f / sqrtf((float)hd));
-    PP_LAUNCHED("attention_ds");
-    PP_LAUNCH(attention_dq, dim3(n, n_heads), 64, 0, s)(dq, ds, k, n, n_heads, n_kv, hd);
-    PP_LAUNCHED("attention_dq");
-    PP_LAUNCH(attention_dkv, dim3(n, n_kv), 64, 0, s)(dk, dv, ds, p, q, dout, n, n_heads, n_kv, hd);
-    PP_LAUNCHED("attention_dkv");
+    PP_LAUNCH(softmax_backward, dim3(n, n_heads), 128, 0, s)(ds, p, n, scale);
+    PP_LAUNCHED("softmax_backward");
 }
 
 /* ------------------------------------------------------------- elementwise */

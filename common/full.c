@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "merge.h"
 
 /* The weights of m in the params order: matrices, then norms; *n_mat of them
@@ -79,8 +80,54 @@ pp_status pp_full_init(pp_full *f, pp_llama *m)
     return PP_OK;
 }
 
+/* Points m's weights at params and f->g's at grads, in the params order. */
+static pp_status place(pp_full *f, pp_llama *m, float *params, float *grads)
+{
+    size_t cap = 3 + 9 * (size_t)m->cfg.n_layers, n_mat, gn_mat;
+    pp_weight **w = malloc(2 * cap * sizeof *w), **gw = w + cap;
+    if (!w) return pp_fail(PP_E_NOMEM, "out of memory");
+    int tied = m->lm_head.data == m->embed.data;
+    size_t nw = weights(m, w, &n_mat), at = 0;
+    weights(&f->g, gw, &gn_mat);
+    for (size_t i = 0; i < nw; i++) {
+        w[i]->data = params + at;
+        gw[i]->data = grads + at;
+        at += elems(w[i]);
+    }
+    if (tied) m->lm_head = m->embed, f->g.lm_head = f->g.embed;
+    free(w);
+    return PP_OK;
+}
+
+pp_status pp_full_to_backend(pp_full *f, pp_llama *m, pp_backend *be)
+{
+    if (be->ops->host_memory || f->dev) return PP_OK;
+    f->dev_params = be->ops->alloc(be, f->n * sizeof(float));
+    f->dev_grads = be->ops->alloc(be, f->n * sizeof(float));
+    if (!f->dev_params || !f->dev_grads) {
+        be->ops->free(be, f->dev_params);
+        be->ops->free(be, f->dev_grads);
+        f->dev_params = f->dev_grads = NULL;
+        return pp_fail(PP_E_NOMEM, "out of device memory for %.1f MiB of weights and gradients", f->n * 8 / 1048576.0);
+    }
+    be->ops->upload(be, f->dev_params, f->params, f->n * sizeof(float));
+    f->dev = be;
+    return place(f, m, f->dev_params, f->dev_grads);
+}
+
+void pp_full_to_host(pp_full *f, pp_llama *m)
+{
+    if (!f->dev) return;
+    f->dev->ops->download(f->dev, f->params, f->dev_params, f->n * sizeof(float));
+    place(f, m, f->params, f->grads);
+}
+
 void pp_full_free(pp_full *f)
 {
+    if (f->dev) {
+        f->dev->ops->free(f->dev, f->dev_params);
+        f->dev->ops->free(f->dev, f->dev_grads);
+    }
     free(f->params);
     free(f->grads);
     free(f->g.layers);

@@ -14,10 +14,14 @@
 
 #include "llama.h"
 
+struct pp_backend;
+
 typedef struct pp_full {
-    float *params, *grads;  /* one allocation each */
+    float *params, *grads;  /* one allocation each (host) */
     size_t n, n_decay;      /* values in all; the leading n_decay get weight decay */
     pp_llama g;             /* the gradients shaped as the model (F32 weights into grads) */
+    struct pp_backend *dev; /* with pp_full_to_backend: the device holding dev_params and dev_grads */
+    float *dev_params, *dev_grads;
 } pp_full;
 
 /* Makes every weight of m fp32 in f->params (m's weights then point there
@@ -25,6 +29,14 @@ typedef struct pp_full {
  * refused: its weights cannot be trained. */
 pp_status pp_full_init(pp_full *f, pp_llama *m);
 void pp_full_free(pp_full *f);
+
+/* The weights and their gradients onto a device backend: m's weights and
+ * f->g's then point into dev_params and dev_grads (laid out as params and
+ * grads); params stays the host copy for checkpoints. pp_full_to_host
+ * copies the weights back into params and points m at them again (for the
+ * output). Nothing to do on the CPU. */
+pp_status pp_full_to_backend(pp_full *f, pp_llama *m, struct pp_backend *be);
+void pp_full_to_host(pp_full *f, pp_llama *m);
 
 /* A new model for config.json text: linear and embedding weights drawn from
  * N(0, initializer_range²) (0.02 when absent), norms 1, as transformers'

@@ -81,7 +81,7 @@ static void usage(void)
 "Output:\n"
 "      --log FILE           one JSON line per optimizer step\n"
 "  -t, --threads N          CPU threads (default: all cores)\n"
-"      --device D           cpu (default), cuda, cuda:N or auto; LoRA only on a GPU\n"
+"      --device D           cpu (default), cuda, cuda:N or auto\n"
 "      --precision P        fp32, bf16 or fp16: the products' operands (default bf16\n"
 "                           on a GPU, fp32 on the CPU, its only one); fp16 scales the\n"
 "                           loss dynamically and skips a step that overflows\n"
@@ -1034,10 +1034,6 @@ int main(int argc, char **argv)
              a->eval_fraction);
 
     if ((s = pp_backend_open(&R.be, a->device ? a->device : "cpu", (int)a->threads)) != PP_OK) goto fail;
-    if (!R.be->ops->host_memory && a->full) {
-        s = pp_fail(PP_E_USAGE, "--full trains on the CPU only, for now (--device cpu)");
-        goto fail;
-    }
     R.be->precision = a->precision ? a->precision : R.be->ops->host_memory ? PP_PREC_FP32 : PP_PREC_BF16;
     if (R.be->ops->host_memory && R.be->precision != PP_PREC_FP32) {
         s = pp_fail(PP_E_USAGE, "--precision %s needs a GPU (--device cuda): the CPU computes in fp32",
@@ -1049,21 +1045,25 @@ int main(int argc, char **argv)
     R.loss_scale = R.be->precision == PP_PREC_FP16 ? 65536.0f : 1.0f;
     const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
     if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
-    if ((s = pp_llama_to_backend(&R.m, R.be)) != PP_OK || (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||
+    /* with --full the weights go to the device with their gradients, below (after a resume) */
+    if ((!a->full && (s = pp_llama_to_backend(&R.m, R.be)) != PP_OK) ||
+        (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||
         (s = pp_adamw_init(&R.o, R.n_params, 0.9f, 0.999f, 1e-8f, (float)a->wd)) != PP_OK)
         goto fail;
     if (a->full) R.t.grad = &R.F.g, R.o.n_decay = R.F.n_decay; /* no decay on the norms, as the HF Trainer */
     if (a->resume && (s = resume(&R)) != PP_OK) goto fail;
     /* where the optimizer works: the host copies on the CPU; on a device, the
-     * adapter's weights and gradients (pp_lora_to_backend_train) and the moments */
+     * adapter's (pp_lora_to_backend_train) or every weight's (pp_full_to_backend)
+     * weights and gradients, and the moments */
     R.bp = R.params, R.bg = R.grads, R.bm = R.o.m, R.bv = R.o.v;
     if (!R.be->ops->host_memory) {
-        if ((s = pp_lora_to_backend_train(&R.l, R.be)) != PP_OK) goto fail;
+        if ((s = a->full ? pp_full_to_backend(&R.F, &R.m, R.be) : pp_lora_to_backend_train(&R.l, R.be)) != PP_OK) goto fail;
         if (!(R.dev_mv = R.be->ops->alloc(R.be, 2 * R.n_params * sizeof(float) + 4))) {
             s = pp_fail(PP_E_NOMEM, "out of device memory for the optimizer");
             goto fail;
         }
-        R.bp = R.l.dev_params, R.bg = R.l.dev_grads, R.bm = R.dev_mv, R.bv = R.dev_mv + R.n_params;
+        R.bp = a->full ? R.F.dev_params : R.l.dev_params, R.bg = a->full ? R.F.dev_grads : R.l.dev_grads;
+        R.bm = R.dev_mv, R.bv = R.dev_mv + R.n_params;
         R.be->ops->upload(R.be, R.bm, R.o.m, R.n_params * sizeof(float)); /* a resumed run's moments */
         R.be->ops->upload(R.be, R.bv, R.o.v, R.n_params * sizeof(float));
     }
@@ -1092,6 +1092,7 @@ int main(int argc, char **argv)
     }
     ctx = a->outdir;
     to_host(&R);
+    if (a->full) pp_full_to_host(&R.F, &R.m); /* the model's weights back to the host copies, to write them */
     if (a->full) s = write_model(&R);
     else s = pp_lora_save(&R.l, a->outdir, a->model);
     if (s != PP_OK || (s = write_summary(&R, pp_cli_now() - t0)) != PP_OK) goto fail;

@@ -68,4 +68,9 @@ $BIN/pp-quantize -q -o $T/base.nf4 $M
 train qlora-cpu cpu -m $T/base.nf4
 train qlora-cuda cuda -m $T/base.nf4
 losses_close cuda_qlora_nf4_losses_near_cpu $T/qlora-cpu.jsonl $T/qlora-cuda.jsonl 6 1e-2
+# --full: every weight and its gradient on the device, fp32: the CPU's losses; the model written is usable
+train full-cpu cpu -m $M --full --precision fp32
+train full-cuda cuda -m $M --full --precision fp32
+losses_close cuda_full_fp32_losses_as_cpu $T/full-cpu.jsonl $T/full-cuda.jsonl 6 1e-4
+check cuda_full_writes_a_model "[ -n \"\$($BIN/pp-generate -m $T/full-cuda --greedy --max-new-tokens 8 'Once upon a time')\" ]"
 expect cpu_refuses_bf16 64 'needs a GPU' "$BIN/pp-train --precision bf16 -m $M -d $T/train.tok -o $T/x"

@@ -7,14 +7,15 @@
 # model FLOPs utilisation (4 N FLOPs per token for LoRA, N the parameters,
 # plus attention, against the GPU's measured bf16 matrix-product rate), peak
 # device memory, and the ratio to transformers + PEFT (bf16 LoRA, the same
-# shape, batch and GPU, in the same run). pp-train runs fp32 on the GPU for
-# now (pp-train(1), NOT YET), so the MFU is against a bf16 rate it does not
-# use. Uses build/gpu-pack (tests/gpu/pack.sh) when present. Logs and the
-# table go to $OUT (or build/gpu-logs).
+# shape, batch and GPU, in the same run). pp-train runs in its GPU default,
+# --precision bf16 (bf16 operands, fp32 accumulation and activations;
+# PRECISION=fp16 or fp32 to change it). Uses build/gpu-pack
+# (tests/gpu/pack.sh) when present. Logs and the table go to $OUT (or
+# build/gpu-logs).
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build/gpu-logs}
-LAYERS=${LAYERS:-4} T=${T:-512} BATCHES=${BATCHES:-2 8} STEPS=${STEPS:-10}
+LAYERS=${LAYERS:-4} T=${T:-512} BATCHES=${BATCHES:-2 8} STEPS=${STEPS:-10} PRECISION=${PRECISION:-bf16}
 W=${W:-/tmp/pp-gpu-bench}
 . bench/gpu-lib.sh
 # records of exactly T tokens (bench/train_util.py data: long English-ish text, cut by --max-len)
@@ -40,7 +41,7 @@ for b in $BATCHES; do
                 rm -rf "$W/adapter"
                 flag=""
                 [ $ck = 1 ] && flag=--grad-checkpoint
-                "$BIN/pp-train" -v --device cuda -m "$m" -d "$W/train-$T.tok" -o "$W/adapter" --targets "$tg" \
+                "$BIN/pp-train" -v --device cuda --precision "$PRECISION" -m "$m" -d "$W/train-$T.tok" -o "$W/adapter" --targets "$tg" \
                     --batch-size "$b" --max-steps $((STEPS + 3)) $flag --log "$log" \
                     > /dev/null 2> "$OUT/train-$base-$b-$tg-$ck.err" || { tail -n 3 "$OUT/train-$base-$b-$tg-$ck.err"; continue; }
                 python3 - "$base" "$tg" "$b" "$ck" "$log" "$OUT/train-$base-$b-$tg-$ck.err" "$flops" "$tflops" "$peer" "$T" <<'PY'
@@ -62,5 +63,5 @@ PY
     done
 done
 echo "GPU bf16 matrix products: $tflops TFLOP/s (8192^3, median of 10); model: Llama-2-7B layer shape, $LAYERS layers; T=$T"
-echo "pp: fp32 on the GPU (pp-train(1) NOT YET); transformers + PEFT: bf16 LoRA r 16, AdamW, the same batch"
+echo "pp: --precision $PRECISION; transformers + PEFT: bf16 LoRA r 16, AdamW, the same batch"
 } | tee "$OUT/gpu-train.txt"

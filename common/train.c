@@ -10,14 +10,15 @@ typedef struct acts {
 } acts;
 
 typedef struct dims {
-    size_t T, L, dim, qd, kvd, hid, r, vocab, H, in_max;
+    size_t T, L, dim, qd, kvd, hid, r, vocab, H, in_max, LR; /* LR: rows of logits kept */
 } dims;
 
 static dims dims_of(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
 {
     dims d = {(size_t)o->max_tokens, (size_t)o->max_len, (size_t)c->dim, (size_t)c->n_heads * c->head_dim,
               (size_t)c->n_kv_heads * c->head_dim, (size_t)c->hidden, (size_t)lora->r, (size_t)c->vocab,
-              (size_t)c->n_heads, 0};
+              (size_t)c->n_heads, 0, 0};
+    d.LR = o->logit_rows > 0 && (size_t)o->logit_rows < d.T ? (size_t)o->logit_rows : d.T;
     d.in_max = d.dim > d.hid ? d.dim : d.hid;
     if (d.qd > d.in_max) d.in_max = d.qd;
     return d;
@@ -34,7 +35,7 @@ static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
 {
     size_t blocks = block_floats(d) * (ckpt ? 1 : (size_t)c->n_layers);
     size_t xs = ((size_t)c->n_layers + 1) * d->T * d->dim;
-    size_t fin = d->T * (d->dim + 1) + d->T * d->vocab + 2 * d->T * d->dim;
+    size_t fin = d->T * (d->dim + 1) + d->LR * d->vocab + 2 * d->T * d->dim;
     size_t grads = d->T * (2 * d->dim + 2 * d->qd + 2 * d->kvd + 3 * d->hid + d->r + d->in_max);
     return blocks + xs + fin + grads;
 }
@@ -90,7 +91,7 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->xs = p, p += ((size_t)c->n_layers + 1) * d.T * d.dim;
     t->finb = p, p += d.T * d.dim;
     t->finr = p, p += d.T;
-    t->logits = p, p += d.T * d.vocab;
+    t->logits = p, p += d.LR * d.vocab;
     t->tmp = p, p += d.T * d.dim;
     t->finc = p, p += d.T * d.dim;
     t->dx = p, p += d.T * d.dim;
@@ -292,20 +293,30 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     op->rows(be, t->finc, t->finb, t->rows, count, (int)dim, 0);
     *n_targets += count;
     if (count == 0) return PP_OK;
-    op->matmul(be, t->logits, t->finc, &m->lm_head, count, 0);
-    *loss += op->cross_entropy(be, t->logits, t->targets, count, c->vocab, backward ? scale : 0.0f);
-    if (!backward) return PP_OK;
-
-    /* backward: t->dx is the gradient of the residual stream */
+    /* the output layer and the loss, a block of rows at a time: each block's
+     * logits become their gradient (cross_entropy, in place), which gives
+     * those rows' input gradient in t->tmp at once; the vocabulary-wide
+     * logits of every row are never kept */
     const pp_llama *G = t->grad;
 #define GW(field) (G ? &G->field : NULL)
 #define GD(field) (G ? (float *)G->field.data : NULL)
+    int lr = t->o.logit_rows > 0 && t->o.logit_rows < count && !G ? t->o.logit_rows : count;
+    if (backward) op->zero(be, t->tmp, (size_t)count * dim);
+    for (int r0 = 0; r0 < count; r0 += lr) {
+        int nr = count - r0 < lr ? count - r0 : lr;
+        const float *xr = t->finc + (size_t)r0 * dim;
+        op->matmul(be, t->logits, xr, &m->lm_head, nr, 0);
+        *loss += op->cross_entropy(be, t->logits, t->targets + r0, nr, c->vocab, backward ? scale : 0.0f);
+        if (!backward) continue;
+        op->matmul_dx(be, t->tmp + (size_t)r0 * dim, t->logits, &m->lm_head, nr);
+        if (G) op->gemm(be, GD(lm_head), t->logits, xr, c->vocab, c->dim, nr, 1, 0, 1.0f, 1.0f);
+    }
+    if (!backward) return PP_OK;
+
+    /* backward: t->dx is the gradient of the residual stream */
     op->zero(be, t->dx, (size_t)n * dim);
     op->zero(be, t->dxb, (size_t)n * dim);
-    op->zero(be, t->tmp, (size_t)count * dim);
-    op->matmul_dx(be, t->tmp, t->logits, &m->lm_head, count);
     op->rows(be, t->dxb, t->tmp, t->rows, count, (int)dim, 1);
-    if (G) op->gemm(be, GD(lm_head), t->logits, t->finc, c->vocab, c->dim, count, 1, 0, 1.0f, 1.0f);
     op->rmsnorm_backward(be, t->dx, GD(norm), t->dxb, fin, t->finr, &m->norm, n);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const pp_llama_layer *L = &m->layers[l];

@@ -24,6 +24,8 @@ typedef struct pp_train_opts {
     int grad_checkpoint;    /* keep only each layer's input; recompute the rest in the backward pass */
     float dropout;          /* LoRA dropout on the adapters' input (PEFT's lora_dropout) */
     uint64_t seed;          /* of the dropout masks */
+    int logit_rows;         /* the output layer and the loss this many rows at a time (0: all at once; full
+                             * training needs all: the output weight's gradient sums over every row) */
 } pp_train_opts;
 
 typedef struct pp_trainer {
@@ -36,7 +38,7 @@ typedef struct pp_trainer {
     float *mem;             /* activations and their gradients: one allocation */
     size_t layer_floats;    /* the activations one layer keeps (its input aside) */
     float *xs;              /* (n_layers + 1, max_tokens, dim): every layer's input, then the final norm's */
-    float *finb, *finr, *logits;  /* final norm output and rstd; logits (max_tokens, vocab) */
+    float *finb, *finr, *logits;  /* final norm output and rstd; logits (logit_rows or max_tokens, vocab) */
     float *tmp;             /* (max_tokens, dim) scratch */
     float *finc;            /* (max_tokens, dim) the final norm's rows that have a target */
     float *dx, *dxb, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxa, *xd; /* gradients; xd: dropped-out input */

@@ -35,9 +35,15 @@ typedef struct cu {
     int32_t *tg;            /* targets or row indices */
     size_t tgcap;
     double *part;           /* sumsq's partial sums (PP_CUDA_SUMSQ_BLOCKS) */
+    size_t chunk;           /* values of a weight widened at once (PP_CUDA_CHUNK, $PP_CUDA_WIDEN_MAX for tests) */
     pp_cuda_host host;
     pp_backend *be;         /* be->peak_bytes: the most device memory in use seen after an allocation */
 } cu;
+
+/* A weight is widened for a product at most this many values at a time
+ * (64 MiB in bf16): Llama 2's largest layer matrix in two blocks, its
+ * output matrix in four. */
+#define PP_CUDA_CHUNK ((size_t)1 << 25)
 
 static void note_peak(cu *c)
 {
@@ -94,6 +100,7 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
     (void)seq; /* attention needs no scratch: its softmax is online */
     cu *c = C(be);
     void *p = c->wb;
+    if (weight_elems > c->chunk) weight_elems = c->chunk; /* weights are widened in blocks of rows */
     if (weight_elems > c->wbcap) {
         if (p) PP_CUDA(cudaFree(p));
         c->wb = NULL, c->wbcap = 0;
@@ -141,40 +148,57 @@ static const void *narrowed(pp_backend *be, void **buf, size_t *cap, const float
     return *buf;
 }
 
-/* w widened to the 16-bit type into c->wb. */
-static const void *widened(pp_backend *be, const pp_weight *w)
+/* Rows per product of w: all of them when they need no copy (an fp32 weight
+ * in fp32), else as many as c->chunk values hold: a weight is widened and
+ * multiplied a block of rows at a time, so the scratch stays small (the
+ * output's vocabulary-sized matrix would take 250 MiB in bf16 for Llama 2). */
+static int chunk_rows(const cu *c, const pp_weight *w, int half)
+{
+    if (!half && w->type == PP_W_F32) return w->rows;
+    size_t r = c->chunk / (size_t)w->cols;
+    return r < 1 ? 1 : r > (size_t)w->rows ? w->rows : (int)r;
+}
+
+/* Rows r0..r0+rows-1 of w as an operand: its own fp32 data, or widened to
+ * fp32 into c->wf, or to the 16-bit type into c->wb. */
+static const void *weight_rows(pp_backend *be, const pp_weight *w, int r0, int rows, int half)
 {
     cu *c = C(be);
-    grow(c, &c->wb, &c->wbcap, (size_t)w->rows * w->cols, 2);
-    if (f16(be)) pp_cuda_widen_f16((__half *)c->wb, w, c->stream);
-    else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb, w, c->stream);
+    size_t n = (size_t)rows * w->cols;
+    if (!half && w->type == PP_W_F32) return (const float *)w->data + (size_t)r0 * w->cols;
+    if (!half) {
+        grow(c, (void **)&c->wf, &c->wfcap, n, sizeof *c->wf);
+        pp_cuda_widen_f32(c->wf, w, r0, rows, c->stream);
+        return c->wf;
+    }
+    grow(c, &c->wb, &c->wbcap, n, 2);
+    if (f16(be)) pp_cuda_widen_f16((__half *)c->wb, w, r0, rows, c->stream);
+    else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb, w, r0, rows, c->stream);
     return c->wb;
 }
 
-/* w as fp32: its own data, or widened into c->wf. */
-static const float *as_f32(cu *c, const pp_weight *w)
-{
-    if (w->type == PP_W_F32) return (const float *)w->data;
-    grow(c, (void **)&c->wf, &c->wfcap, (size_t)w->rows * w->cols, sizeof *c->wf);
-    pp_cuda_widen_f32(c->wf, w, c->stream);
-    return c->wf;
-}
-
 /* Row-major C (M, N) = alpha op(A) op(B) + beta C through column-major
- * cuBLAS: Cᵀ = op(B)ᵀ op(A)ᵀ. A and B are fp32 (a, b == NULL), or already
- * 16-bit copies a, b of the precision's type. */
-static void gemm_rm(pp_backend *be, float *Cm, const void *A, const void *B, int half, int M, int N, int K, int ta, int tb,
-                    float alpha, float beta)
+ * cuBLAS: Cᵀ = op(B)ᵀ op(A)ᵀ, with leading dimensions. A and B are fp32, or
+ * with half, 16-bit copies of the precision's type. */
+static void gemm_ld(pp_backend *be, float *Cm, int ldc, const void *A, int lda, const void *B, int ldb, int half, int M,
+                    int N, int K, int ta, int tb, float alpha, float beta)
 {
     cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     if (!half) {
-        PP_CUBLAS(cublasSgemm(C(be)->blas, opa, opb, N, M, K, &alpha, (const float *)B, tb ? K : N, (const float *)A,
-                              ta ? M : K, &beta, Cm, N));
+        PP_CUBLAS(cublasSgemm(C(be)->blas, opa, opb, N, M, K, &alpha, (const float *)B, ldb, (const float *)A, lda, &beta,
+                              Cm, ldc));
         return;
     }
     cudaDataType t = half_type(be);
-    PP_CUBLAS(cublasGemmEx(C(be)->blas, opa, opb, N, M, K, &alpha, B, t, tb ? K : N, A, t, ta ? M : K, &beta, Cm, CUDA_R_32F,
-                           N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    PP_CUBLAS(cublasGemmEx(C(be)->blas, opa, opb, N, M, K, &alpha, B, t, ldb, A, t, lda, &beta, Cm, CUDA_R_32F, ldc,
+                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* The same with the matrices packed (leading dimensions their widths). */
+static void gemm_rm(pp_backend *be, float *Cm, const void *A, const void *B, int half, int M, int N, int K, int ta, int tb,
+                    float alpha, float beta)
+{
+    gemm_ld(be, Cm, N, A, ta ? M : K, B, tb ? K : N, half, M, N, K, ta, tb, alpha, beta);
 }
 
 static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, int M, int N, int K, int ta, int tb,
@@ -192,19 +216,18 @@ static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, i
 
 /* out (n, rows) (+)= x (n, cols) · Wᵀ: a few rows through the weight's own
  * kernel; else in the precision asked (AUTO: fp32 weights in fp32, others
- * through bf16). */
+ * through bf16), a block of W's rows (out's columns) at a time. */
 static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
     cu *c = C(be);
     if (n <= PP_CUDA_GEMV_MAX && pp_cuda_gemv(out, x, w, n, acc, c->stream)) return;
-    float beta = acc ? 1.0f : 0.0f;
-    int half = halves(be) || (be->precision == PP_PREC_AUTO && w->type != PP_W_F32);
-    if (!half) {
-        gemm_rm(be, out, x, as_f32(c, w), 0, n, w->rows, w->cols, 0, 1, 1.0f, beta);
-        return;
+    int half = halves(be) || (be->precision == PP_PREC_AUTO && w->type != PP_W_F32), R = chunk_rows(c, w, half);
+    const void *xo = half ? narrowed(be, &c->xb, &c->xbcap, x, (size_t)n * w->cols) : x;
+    for (int r0 = 0; r0 < w->rows; r0 += R) {
+        int nr = w->rows - r0 < R ? w->rows - r0 : R;
+        gemm_ld(be, out + r0, w->rows, xo, w->cols, weight_rows(be, w, r0, nr, half), w->cols, half, n, nr, w->cols, 0, 1,
+                1.0f, acc ? 1.0f : 0.0f);
     }
-    const void *wh = widened(be, w), *xh = narrowed(be, &c->xb, &c->xbcap, x, (size_t)n * w->cols);
-    gemm_rm(be, out, xh, wh, 1, n, w->rows, w->cols, 0, 1, 1.0f, beta);
 }
 
 static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
@@ -235,16 +258,19 @@ static const int32_t *indices(cu *c, const int32_t *h, int n)
     return c->tg;
 }
 
+/* dx (n, cols) += dy (n, rows) · W (rows, cols), a block of W's rows (the
+ * sum's terms) at a time. */
 static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n)
 {
-    /* dx (n, cols) += dy (n, rows) · W (rows, cols) */
     cu *c = C(be);
-    if (!halves(be)) {
-        gemm_rm(be, dx, dy, as_f32(c, w), 0, n, w->cols, w->rows, 0, 0, 1.0f, 1.0f);
-        return;
+    int half = halves(be), R = chunk_rows(c, w, half);
+    const void *dyo = half ? narrowed(be, &c->xb, &c->xbcap, dy, (size_t)n * w->rows) : dy;
+    for (int r0 = 0; r0 < w->rows; r0 += R) {
+        int nr = w->rows - r0 < R ? w->rows - r0 : R;
+        const void *a = (const char *)dyo + (size_t)r0 * (half ? 2 : sizeof(float));
+        gemm_ld(be, dx, w->cols, a, w->rows, weight_rows(be, w, r0, nr, half), w->cols, half, n, w->cols, nr, 0, 0, 1.0f,
+                1.0f);
     }
-    const void *wh = widened(be, w), *dyh = narrowed(be, &c->xb, &c->xbcap, dy, (size_t)n * w->rows);
-    gemm_rm(be, dx, dyh, wh, 1, n, w->cols, w->rows, 0, 0, 1.0f, 1.0f);
 }
 
 static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
@@ -441,6 +467,8 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     }
     c->device = device;
     c->host = *host;
+    const char *cap = getenv("PP_CUDA_WIDEN_MAX");
+    c->chunk = cap && atol(cap) > 0 ? (size_t)atol(cap) : PP_CUDA_CHUNK;
     c->be = be;
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     PP_CUBLAS(cublasCreate(&c->blas));

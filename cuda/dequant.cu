@@ -19,30 +19,34 @@ template <> __device__ __forceinline__ float from_f32<float>(float v) { return v
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half(v); }
 
-template <typename T> static __global__ void widen(T *out, pp_weight w, size_t n, pp_codes cd)
+/* out[k] = w's element first + k, for k < n. */
+template <typename T> static __global__ void widen(T *out, pp_weight w, size_t first, size_t n, pp_codes cd)
 {
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
-        out[k] = from_f32<T>(pp_wval(cd, w, k));
+        out[k] = from_f32<T>(pp_wval(cd, w, first + k));
 }
 
-extern "C" void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, cudaStream_t s)
+extern "C" void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
 {
-    size_t n = (size_t)w->rows * w->cols;
-    PP_LAUNCH(widen<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, *w, n, codes);
+    size_t n = (size_t)rows * w->cols;
+    if (!n) return;
+    PP_LAUNCH(widen<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, *w, (size_t)row0 * w->cols, n, codes);
     PP_LAUNCHED("widen bf16");
 }
 
-extern "C" void pp_cuda_widen_f16(__half *out, const pp_weight *w, cudaStream_t s)
+extern "C" void pp_cuda_widen_f16(__half *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
 {
-    size_t n = (size_t)w->rows * w->cols;
-    PP_LAUNCH(widen<__half>, pp_cuda_grid(n), 256, 0, s)(out, *w, n, codes);
+    size_t n = (size_t)rows * w->cols;
+    if (!n) return;
+    PP_LAUNCH(widen<__half>, pp_cuda_grid(n), 256, 0, s)(out, *w, (size_t)row0 * w->cols, n, codes);
     PP_LAUNCHED("widen f16");
 }
 
-extern "C" void pp_cuda_widen_f32(float *out, const pp_weight *w, cudaStream_t s)
+extern "C" void pp_cuda_widen_f32(float *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
 {
-    size_t n = (size_t)w->rows * w->cols;
-    PP_LAUNCH(widen<float>, pp_cuda_grid(n), 256, 0, s)(out, *w, n, codes);
+    size_t n = (size_t)rows * w->cols;
+    if (!n) return;
+    PP_LAUNCH(widen<float>, pp_cuda_grid(n), 256, 0, s)(out, *w, (size_t)row0 * w->cols, n, codes);
     PP_LAUNCHED("widen f32");
 }
 

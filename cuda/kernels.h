@@ -17,10 +17,10 @@ extern "C" {
 
 /* dequant.cu: the 16-value code tables of NF4 and FP4 into constant memory. */
 void pp_cuda_set_codes(const float *nf4, const float *fp4);
-/* w widened to bf16 (out: rows * cols), fp16 or fp32. */
-void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, cudaStream_t s);
-void pp_cuda_widen_f16(__half *out, const pp_weight *w, cudaStream_t s);
-void pp_cuda_widen_f32(float *out, const pp_weight *w, cudaStream_t s);
+/* Rows row0..row0+rows-1 of w widened to bf16, fp16 or fp32 (out: rows * cols). */
+void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, int row0, int rows, cudaStream_t s);
+void pp_cuda_widen_f16(__half *out, const pp_weight *w, int row0, int rows, cudaStream_t s);
+void pp_cuda_widen_f32(float *out, const pp_weight *w, int row0, int rows, cudaStream_t s);
 /* x (n) fp32 to bf16 or fp16 (rounded to nearest; beyond ±65504, ±inf). */
 void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s);
 void pp_cuda_to_f16(__half *out, const float *x, size_t n, cudaStream_t s);

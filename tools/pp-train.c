@@ -198,6 +198,12 @@ typedef struct run {
     double last_loss, last_eval;
 } run;
 
+/* On a GPU, the output layer and the loss take this many rows at a time
+ * (LoRA): Llama 2's logits then keep 31 MiB, not 125 KiB per token of the
+ * micro-batch. The CPU takes them all at once, as it always has: blocks of
+ * rows round a few gradients differently in the last bit. */
+#define PP_LOGIT_ROWS 256
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
@@ -545,10 +551,12 @@ static pp_status dry_run(run *R, const pp_train_opts *to)
     int gpu = R->a.device && !strncmp(R->a.device, "cuda", 4);
     pp_precision prec = R->a.precision ? R->a.precision : gpu ? PP_PREC_BF16 : PP_PREC_FP32;
     double scratch = 4.0 * big + 4.0 * (double)(R->a.threads ? R->a.threads : 1) * to->max_len;
-    if (gpu) { /* backend_cuda.cu's buffers: a weight's 16-bit copy, or its fp32 one; the operands' 16-bit
+    if (gpu) { /* backend_cuda.cu's buffers: a block of a weight's rows in 16 bits, or fp32; the operands' 16-bit
                 * copies (the largest: the logits' gradient); attention_backward's (heads, n, n) */
         double in_max = cfg.hidden > cfg.dim ? cfg.hidden : cfg.dim, T = to->max_tokens;
-        scratch = (prec == PP_PREC_FP32 ? 4.0 : 2.0) * big + 2.0 * T * (cfg.vocab > in_max ? cfg.vocab : in_max) +
+        double chunk = big < 33554432.0 ? big : 33554432.0; /* PP_CUDA_CHUNK: weights widen in blocks of rows */
+        double lr = to->logit_rows > 0 && to->logit_rows < T ? to->logit_rows : T, logit16 = lr * cfg.vocab;
+        scratch = (prec == PP_PREC_FP32 ? 4.0 : 2.0) * chunk + 2.0 * (logit16 > T * in_max ? logit16 : T * in_max) +
                   2.0 * T * in_max + 4.0 * cfg.n_heads * (double)to->max_len * to->max_len;
     }
     double total = (double)wbytes + 4.0 * n * 4 + act + scratch;
@@ -987,6 +995,7 @@ int main(int argc, char **argv)
     to = (pp_train_opts){.max_tokens = (int)a->batch * R.longest, .max_len = R.longest, .grad_checkpoint = a->grad_ckpt,
                          .dropout = (float)a->dropout, .seed = a->seed};
     if (a->dry_run) {
+        if (a->device && !strncmp(a->device, "cuda", 4) && !a->full) to.logit_rows = PP_LOGIT_ROWS;
         s = dry_run(&R, &to);
         if (s != PP_OK) goto fail;
         goto out;
@@ -1045,6 +1054,7 @@ int main(int argc, char **argv)
     R.loss_scale = R.be->precision == PP_PREC_FP16 ? 65536.0f : 1.0f;
     const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
     if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
+    if (!R.be->ops->host_memory && !a->full) to.logit_rows = PP_LOGIT_ROWS;
     /* with --full the weights go to the device with their gradients, below (after a resume) */
     if ((!a->full && (s = pp_llama_to_backend(&R.m, R.be)) != PP_OK) ||
         (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||

@@ -58,6 +58,10 @@ timeout 420 "$BIN/test_cuda" $models > "$OUT/test_cuda.log" 2>&1
 rc=$?
 cat "$OUT/test_cuda.log"
 row "test_cuda: $(tail -n 1 "$OUT/test_cuda.log")" "$([ $rc = 0 ] && echo ok || echo FAIL)"
+# the products with weights widened a few rows at a time (blocks of 5000 values)
+PP_CUDA_WIDEN_MAX=5000 timeout 120 "$BIN/test_cuda" tests/fixtures/llama/tiny > "$OUT/test_cuda_blocks.log" 2>&1
+rc=$?
+row "test_cuda, weights in blocks: $(tail -n 1 "$OUT/test_cuda_blocks.log")" "$([ $rc = 0 ] && echo ok || echo FAIL)"
 
 if [ -r "$MODELS/stories260K/model.safetensors" ]; then
     for m in "$MODELS/stories260K" "$MODELS/stories260K.nf4"; do

@@ -10,7 +10,9 @@
 # these records of DATA only: pp-format --select, e.g. 1-200), TEMPLATE, RANK,
 # ALPHA, TARGETS, EPOCHS, BATCH, ACCUM, LR, MAXLEN, QUANT (nf4, fp4, int8,
 # bf16, f16, or none: train on MODEL as it is), DEVICE (pp-generate's),
-# TRAIN_DEVICE (pp-train's: cpu until GPU training has been tested), TEMPERATURE, SEED,
+# TRAIN_DEVICE (pp-train's: cpu until GPU training has been tested), PRECISION
+# (pp-train --precision on a GPU: bf16 by default, fp16 as the tutorial's
+# fp16=True), TEMPERATURE, SEED,
 # QUESTIONS (a file, one question per line), EVAL (held-out questions with
 # reference answers, any shape pp-format reads; empty: none), EVAL_EVERY
 # (steps between held-out losses), SCORE_TRAIN=1 (score the training records
@@ -37,6 +39,7 @@ MAXLEN      ?= 512
 QUANT       ?= nf4
 DEVICE      ?= auto
 TRAIN_DEVICE ?= cpu
+PRECISION   ?=
 TEMPERATURE ?= 0.7
 SEED        ?= 0
 MAXNEW      ?= 128
@@ -93,8 +96,8 @@ $(OUT)/eval.tok: $(OUT)/eval.jsonl
 EVAL_TOK = $(if $(EVAL),$(OUT)/eval.tok)
 
 $(OUT)/adapter/adapter_model.safetensors: $(BASE) $(OUT)/train.tok $(EVAL_TOK) \
-        $(call settings,train,RANK ALPHA TARGETS EPOCHS BATCH ACCUM LR SEED EVAL EVAL_EVERY TRAIN_DEVICE)
-	$(BIN)/pp-train --device $(TRAIN_DEVICE) -m $(BASE) -d $(OUT)/train.tok -o $(OUT)/adapter -r $(RANK) --alpha $(ALPHA) --targets $(TARGETS) \
+        $(call settings,train,RANK ALPHA TARGETS EPOCHS BATCH ACCUM LR SEED EVAL EVAL_EVERY TRAIN_DEVICE PRECISION)
+	$(BIN)/pp-train --device $(TRAIN_DEVICE) $(if $(PRECISION),--precision $(PRECISION)) -m $(BASE) -d $(OUT)/train.tok -o $(OUT)/adapter -r $(RANK) --alpha $(ALPHA) --targets $(TARGETS) \
 	    --epochs $(EPOCHS) --batch-size $(BATCH) --grad-accum $(ACCUM) --lr $(LR) --seed $(SEED) --log $(OUT)/train-log.jsonl \
 	    $(if $(EVAL),--eval $(OUT)/eval.tok --eval-every $(EVAL_EVERY))
 

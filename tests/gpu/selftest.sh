@@ -12,13 +12,22 @@
 #   5. tests/gpu/tools.sh: mixed precision, fp16 loss scaling, resume, the
 #      dry run's plan, QLoRA (what make test runs on the CUDA emulator).
 # Prints one table last; logs go to $OUT (or build/gpu-logs). Exit status 0
-# when everything passes.
+# when everything passes. EMU=1 runs it all on the CUDA emulator (cuda/emu/)
+# instead, without a GPU: a check of this script before a GPU session.
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-build/gpu-logs}
 mkdir -p "$OUT"
 P=build/gpu-pack
-if [ -x "$P/bin/test_cuda" ]; then
+EMU=${EMU:-0}
+if [ "$EMU" = 1 ]; then
+    make -j"$(nproc)" all build/gpu/test_cuda build/emu/libppcuda.so > "$OUT/build.log" 2>&1 ||
+        { tail -n 20 "$OUT/build.log"; echo "build failed"; exit 1; }
+    BIN=bin
+    cp build/gpu/test_cuda bin/
+    MODELS=../shared/models
+    export PP_CUDA_LIB=build/emu/libppcuda.so
+elif [ -x "$P/bin/test_cuda" ]; then
     BIN=$P/bin
     export LD_LIBRARY_PATH="$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     MODELS=$P/models
@@ -31,9 +40,9 @@ fi
 # cuBLAS: the CUDA toolkit's, or the one that comes with torch's wheels
 if ! ldconfig -p 2>/dev/null | grep -q libcublas.so.13 && [ ! -e /usr/local/cuda/lib64/libcublas.so.13 ]; then
     d=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
-    [ -n "$d" ] && export LD_LIBRARY_PATH="$d:$LD_LIBRARY_PATH"
+    [ -n "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-[ -d /usr/local/cuda/lib64 ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/usr/local/cuda/lib64"
+[ -d /usr/local/cuda/lib64 ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/cuda/lib64"
 export PP_CUDA_LIB=${PP_CUDA_LIB:-$(dirname "$BIN")/lib/libppcuda.so}
 [ -e "$PP_CUDA_LIB" ] || PP_CUDA_LIB=build/lib/libppcuda.so
 
@@ -42,8 +51,14 @@ summary=$OUT/summary.txt
 : > "$summary"
 row() { printf '%-52s %s\n' "$1" "$2" | tee -a "$summary"; }
 
-"$BIN/cuda_probe" > "$OUT/probe.log" 2>&1
-rc=$?
+if [ "$EMU" = 1 ]; then
+    echo "CUDA emulator (cuda/emu)" > "$OUT/probe.log"
+    echo "CUDA emulator, no GPU" > "$OUT/device.txt"
+    rc=0
+else
+    "$BIN/cuda_probe" > "$OUT/probe.log" 2>&1
+    rc=$?
+fi
 row "cuda_probe ($(head -n 1 "$OUT/probe.log"))" "$([ $rc = 0 ] && echo ok || echo FAIL)"
 if [ $rc != 0 ]; then
     cat "$OUT/probe.log"

@@ -47,4 +47,5 @@ PY
 done
 echo "transformers (bf16, same GPU): decode $(echo "$peer" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.1f t/s, prefill %.0f t/s, peak %.0f MiB" % (d["decode_tps"], d["prefill_tps"], d["peak_mib"]))')"
 echo "copy bandwidth ${bw} GB/s; model: Llama-2-7B layer shape, $LAYERS layers; prompt $P, $N new tokens; medians of 3"
+[ "${EMU:-0}" = 1 ] && echo "EMU=1: a dry run on the CUDA emulator and the CPU, with a small model: these figures mean nothing"
 } | tee "$OUT/gpu-generate.txt"

@@ -64,4 +64,5 @@ PY
 done
 echo "GPU bf16 matrix products: $tflops TFLOP/s (8192^3, median of 10); model: Llama-2-7B layer shape, $LAYERS layers; T=$T"
 echo "pp: --precision $PRECISION; transformers + PEFT: bf16 LoRA r 16, AdamW, the same batch"
+[ "${EMU:-0}" = 1 ] && echo "EMU=1: a dry run on the CUDA emulator and the CPU, with a small model: these figures mean nothing"
 } | tee "$OUT/gpu-train.txt"

@@ -22,67 +22,91 @@
                                    of 10: tokens/s and peak device memory
   gpu_peer.py matmul               the bf16 matrix-product rate of the GPU:
                                    8192^3 products, median of 10, TFLOP/s
+
+PEER_DEVICE=cpu and BENCH_SHAPE=small (set by EMU=1 in bench/gpu-lib.sh):
+the same on the CPU with a small model (hidden 256) and small sizes, so
+that the GPU benchmarks can be run through on the CUDA emulator before a
+GPU session; their figures then mean nothing.
 """
 import json
+import os
 import statistics
 import sys
 import time
 
 import torch
 
+DEV = os.environ.get("PEER_DEVICE", "cuda")
+SMALL = os.environ.get("BENCH_SHAPE") == "small"
+
+
+def sync():
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_peak():
+    if DEV == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_mib():
+    return torch.cuda.max_memory_allocated() / 2**20 if DEV == "cuda" else 0.0
+
 
 def make(d, layers):
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
-    cfg = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers, num_attention_heads=32,
-                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
+    dim, hid, heads = (256, 688, 4) if SMALL else (4096, 11008, 32)
+    cfg = LlamaConfig(hidden_size=dim, intermediate_size=hid, num_hidden_layers=layers, num_attention_heads=heads,
+                      num_key_value_heads=heads, vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
                       tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
-    with torch.device("cuda"):
+    with torch.device(DEV):
         m = LlamaForCausalLM(cfg).to(torch.bfloat16)
     m.save_pretrained(d, safe_serialization=True)
 
 
 def bandwidth():
-    n = 2 << 30
-    a = torch.empty(n, dtype=torch.uint8, device="cuda")
+    n = (64 << 20) if SMALL else (2 << 30)
+    a = torch.empty(n, dtype=torch.uint8, device=DEV)
     b = torch.empty_like(a)
     times = []
     for _ in range(12):
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         b.copy_(a)
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - t)
     print(json.dumps({"bandwidth_gbs": 2 * n / statistics.median(times[2:]) / 1e9}))
 
 
 def generate(d, p, n):
     from transformers import LlamaForCausalLM
-    m = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16).cuda().eval()
-    ids = torch.tensor([[1 + (i * 7919) % 31999 for i in range(p)]], device="cuda")
+    m = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16).to(DEV).eval()
+    ids = torch.tensor([[1 + (i * 7919) % 31999 for i in range(p)]], device=DEV)
     pre, dec = [], []
     with torch.no_grad():
         m.generate(ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # warm-up
-        torch.cuda.reset_peak_memory_stats()
+        reset_peak()
         for _ in range(3):
-            torch.cuda.synchronize()
+            sync()
             t = time.perf_counter()
             m(ids)
-            torch.cuda.synchronize()
+            sync()
             pre.append(p / (time.perf_counter() - t))
             t = time.perf_counter()
             m.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-            torch.cuda.synchronize()
+            sync()
             total = time.perf_counter() - t
             dec.append(n / max(total - p / pre[-1], 1e-9))  # generate's own prefill taken out
     print(json.dumps({"prefill_tps": statistics.median(pre), "decode_tps": statistics.median(dec),
-                      "peak_mib": torch.cuda.max_memory_allocated() / 2**20}))
+                      "peak_mib": peak_mib()}))
 
 
 def train(d, b, t, targets, ckpt):
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForCausalLM
-    m = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16).cuda()
+    m = LlamaForCausalLM.from_pretrained(d, dtype=torch.bfloat16).to(DEV)
     if ckpt:
         m.gradient_checkpointing_enable()
         m.enable_input_require_grads()
@@ -90,33 +114,33 @@ def train(d, b, t, targets, ckpt):
     m = get_peft_model(m, LoraConfig(r=16, lora_alpha=32, target_modules=mods, lora_dropout=0.0, task_type="CAUSAL_LM"))
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=2e-4)
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, 32000, (b, t), generator=g).cuda()
+    ids = torch.randint(3, 32000, (b, t), generator=g).to(DEV)
     times = []
-    torch.cuda.reset_peak_memory_stats()
+    reset_peak()
     for i in range(13):
-        torch.cuda.synchronize()
+        sync()
         t0 = time.perf_counter()
         loss = m(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        sync()
         if i >= 3:
             times.append(time.perf_counter() - t0)
     print(json.dumps({"tokens_per_s": b * t / statistics.median(times),
-                      "peak_mib": torch.cuda.max_memory_allocated() / 2**20}))
+                      "peak_mib": peak_mib()}))
 
 
 def matmul():
-    n = 8192
-    a = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
-    b = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    n = 512 if SMALL else 8192
+    a = torch.randn(n, n, dtype=torch.bfloat16, device=DEV)
+    b = torch.randn(n, n, dtype=torch.bfloat16, device=DEV)
     times = []
     for _ in range(12):
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         a @ b
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - t)
     print(json.dumps({"bf16_tflops": 2 * n**3 / statistics.median(times[2:]) / 1e12}))
 

@@ -3,9 +3,10 @@
  * announces. Products: a stored weight's own kernel for a few rows of x
  * (gemv.cu: decoding reads each weight once in its stored form); else, as
  * be->precision says, cublasSgemm on fp32 operands (a stored weight widened
- * to fp32 in a scratch buffer), or cublasGemmEx on bf16/fp16 copies of both
- * operands (a weight widened per product: QLoRA's dequantization per layer)
- * with fp32 accumulation and output. The other training operations
+ * to fp32 in a scratch buffer), or cublasGemmEx on bf16/fp16 operands (a
+ * weight stored in that type used as it is, any other widened per product
+ * a block of rows at a time: QLoRA's dequantization per layer) with fp32
+ * accumulation and output. The other training operations
  * (train.cu) are fp32, the CPU backend's arithmetic; host index arrays
  * (ids, targets, rows) are copied in per call. */
 #include <stdarg.h>
@@ -148,24 +149,31 @@ static const void *narrowed(pp_backend *be, void **buf, size_t *cap, const float
     return *buf;
 }
 
-/* Rows per product of w: all of them when they need no copy (an fp32 weight
- * in fp32), else as many as c->chunk values hold: a weight is widened and
+/* 1 when w is an operand as it is stored: fp32 in fp32, bf16 in bf16 (or
+ * AUTO's bf16), fp16 in fp16; then it is not copied. */
+static int as_stored(const cu *c, const pp_weight *w, int half)
+{
+    if (!half) return w->type == PP_W_F32;
+    return w->type == (c->be->precision == PP_PREC_FP16 ? PP_W_F16 : PP_W_BF16);
+}
+
+/* Rows per product of w: all of them when they need no copy (as_stored), else as many as c->chunk values hold: a weight is widened and
  * multiplied a block of rows at a time, so the scratch stays small (the
  * output's vocabulary-sized matrix would take 250 MiB in bf16 for Llama 2). */
 static int chunk_rows(const cu *c, const pp_weight *w, int half)
 {
-    if (!half && w->type == PP_W_F32) return w->rows;
+    if (as_stored(c, w, half)) return w->rows;
     size_t r = c->chunk / (size_t)w->cols;
     return r < 1 ? 1 : r > (size_t)w->rows ? w->rows : (int)r;
 }
 
-/* Rows r0..r0+rows-1 of w as an operand: its own fp32 data, or widened to
- * fp32 into c->wf, or to the 16-bit type into c->wb. */
+/* Rows r0..r0+rows-1 of w as an operand: its own data (as_stored), or
+ * widened to fp32 into c->wf, or to the 16-bit type into c->wb. */
 static const void *weight_rows(pp_backend *be, const pp_weight *w, int r0, int rows, int half)
 {
     cu *c = C(be);
     size_t n = (size_t)rows * w->cols;
-    if (!half && w->type == PP_W_F32) return (const float *)w->data + (size_t)r0 * w->cols;
+    if (as_stored(c, w, half)) return (const char *)w->data + (size_t)r0 * w->cols * (half ? 2 : sizeof(float));
     if (!half) {
         grow(c, (void **)&c->wf, &c->wfcap, n, sizeof *c->wf);
         pp_cuda_widen_f32(c->wf, w, r0, rows, c->stream);

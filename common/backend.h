@@ -76,7 +76,10 @@ typedef struct pp_backend_ops {
     void (*rope_backward)(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
                           float theta);
     /* Causal self-attention over n tokens from position 0, keeping the
-     * probabilities: p (n_heads, n, n). q (n, n_heads*hd); k, v (n, n_kv*hd). */
+     * probabilities: p (n_heads, n, n). q (n, n_heads*hd); k, v (n, n_kv*hd).
+     * With pp_backend.attention_lse (where ops.lse_attention says it can):
+     * p (n_heads, n) gets each row's log-sum-exp of its scaled scores
+     * instead, and the backward pass recomputes the probabilities. */
     void (*attention_train)(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
                             int n_heads, int n_kv, int hd);
     /* dq (set), dk, dv (set) from dout and the kept probabilities. */
@@ -120,6 +123,7 @@ typedef struct pp_backend_ops {
     /* Releases the backend (pp_backend_free calls it). */
     void (*destroy)(pp_backend *be);
     int host_memory;        /* 1: buffers are plain host memory (the CPU backend) */
+    int lse_attention;      /* 1: attention_train can keep log-sum-exps (pp_backend.attention_lse) */
 } pp_backend_ops;
 
 /* The dropout mask's random bits for value i under key (splitmix64's
@@ -157,6 +161,7 @@ struct pp_backend {
     int threads;
     void *priv;             /* the backend's own state (scratch buffers) */
     pp_precision precision; /* of the products (above) */
+    int attention_lse;      /* attention_train keeps (n_heads, n) log-sum-exps, not (n_heads, n, n) probabilities */
     size_t peak_bytes;      /* device backends: the most device memory in use seen so far */
 };
 

@@ -731,7 +731,7 @@ static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
     cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
-    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1,
+    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1, 0,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)

@@ -11,13 +11,14 @@ typedef struct acts {
 
 typedef struct dims {
     size_t T, L, dim, qd, kvd, hid, r, vocab, H, in_max, LR; /* LR: rows of logits kept */
+    int lse;                                                   /* attention keeps log-sum-exps */
 } dims;
 
 static dims dims_of(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
 {
     dims d = {(size_t)o->max_tokens, (size_t)o->max_len, (size_t)c->dim, (size_t)c->n_heads * c->head_dim,
               (size_t)c->n_kv_heads * c->head_dim, (size_t)c->hidden, (size_t)lora->r, (size_t)c->vocab,
-              (size_t)c->n_heads, 0, 0};
+              (size_t)c->n_heads, 0, 0, o->attention_lse};
     d.LR = o->logit_rows > 0 && (size_t)o->logit_rows < d.T ? (size_t)o->logit_rows : d.T;
     d.in_max = d.dim > d.hid ? d.dim : d.hid;
     if (d.qd > d.in_max) d.in_max = d.qd;
@@ -28,7 +29,8 @@ static dims dims_of(const pp_config *c, const pp_lora *lora, const pp_train_opts
  * records packed end to end take sum(len²) <= max_len * max_tokens per head. */
 static size_t block_floats(const dims *d)
 {
-    return d->T * (3 * d->dim + 2 + 2 * d->qd + 2 * d->kvd + 3 * d->hid + PP_LORA_TYPES * d->r) + d->H * d->L * d->T;
+    return d->T * (3 * d->dim + 2 + 2 * d->qd + 2 * d->kvd + 3 * d->hid + PP_LORA_TYPES * d->r) +
+           d->H * (d->lse ? 1 : d->L) * d->T;
 }
 
 static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
@@ -74,6 +76,9 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->m = m, t->be = be, t->lora = lora, t->o = *o;
     if (o->max_tokens < 1 || o->max_len < 1 || o->max_len > o->max_tokens)
         return pp_fail(PP_E_INTERNAL, "trainer: max_len %d, max_tokens %d", o->max_len, o->max_tokens);
+    if (o->attention_lse && !be->ops->lse_attention)
+        return pp_fail(PP_E_INTERNAL, "trainer: the %s backend keeps attention's probabilities", be->ops->name);
+    be->attention_lse = o->attention_lse;
     dims d = dims_of(c, lora, o);
     t->layer_floats = block_floats(&d);
     size_t total = total_floats(c, &d, o->grad_checkpoint);
@@ -112,7 +117,7 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
 
 void pp_trainer_free(pp_trainer *t)
 {
-    if (t->be) t->be->ops->free(t->be, t->mem);
+    if (t->be) t->be->ops->free(t->be, t->mem), t->be->attention_lse = 0;
     free(t->targets);
     free(t->tok);
     free(t->starts);
@@ -196,7 +201,7 @@ static void attention(pp_trainer *t, acts *a)
         int n = t->lens[i];
         t->be->ops->attention_train(t->be, a->att + s * qd, a->p + pat, a->q + s * qd, a->k + s * kvd, a->v + s * kvd, n,
                                     c->n_heads, c->n_kv_heads, c->head_dim);
-        pat += (size_t)c->n_heads * n * n;
+        pat += (size_t)c->n_heads * n * (t->o.attention_lse ? 1 : (size_t)n);
     }
 }
 
@@ -339,7 +344,7 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
             int ni = t->lens[i];
             op->attention_backward(be, t->dq + s * qd, t->dk + s * kvd, t->dv + s * kvd, t->datt + s * qd, a.p + pat,
                                    a.q + s * qd, a.k + s * kvd, a.v + s * kvd, ni, H, KV, hd);
-            pat += (size_t)H * ni * ni;
+            pat += (size_t)H * ni * (t->o.attention_lse ? 1 : (size_t)ni);
         }
         rope(t, t->dq, t->dk, 1);
         /* the first layer's input gradient is wanted only to train the embedding */

@@ -26,6 +26,8 @@ typedef struct pp_train_opts {
     uint64_t seed;          /* of the dropout masks */
     int logit_rows;         /* the output layer and the loss this many rows at a time (0: all at once; full
                              * training needs all: the output weight's gradient sums over every row) */
+    int attention_lse;      /* keep each attention row's log-sum-exp, not its probabilities (backend.h;
+                             * backends with ops.lse_attention): (heads, T) floats a layer, not (heads, T, len) */
 } pp_train_opts;
 
 typedef struct pp_trainer {

@@ -322,6 +322,10 @@ static void cu_attention_train(pp_backend *be, float *out, float *p, const float
                                int n_heads, int n_kv, int hd)
 {
     if (n <= 0) return;
+    if (be->attention_lse) { /* p holds (n_heads, n) log-sum-exps: attention.cu's flash-style kernels */
+        pp_cuda_flash_forward(out, p, q, k, v, n, n_heads, n_kv, hd, C(be)->stream);
+        return;
+    }
     long long g = n_heads / n_kv, qd = (long long)n_heads * hd, kvd = (long long)n_kv * hd, nn = (long long)n * n;
     float scale = 1.0f / sqrtf((float)hd);
     for (int r = 0; r < g; r++)
@@ -339,6 +343,11 @@ static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *d
 {
     if (n <= 0) return;
     cu *c = C(be);
+    if (be->attention_lse) {
+        grow(c, (void **)&c->ds, &c->dscap, (size_t)n_heads * n, sizeof *c->ds); /* D (n_heads, n) */
+        pp_cuda_flash_backward(dq, dk, dv, c->ds, dout, p, q, k, v, n, n_heads, n_kv, hd, c->stream);
+        return;
+    }
     grow(c, (void **)&c->ds, &c->dscap, (size_t)n_heads * n * n, sizeof *c->ds);
     float *ds = c->ds;
     long long g = n_heads / n_kv, qd = (long long)n_heads * hd, kvd = (long long)n_kv * hd, nn = (long long)n * n;
@@ -452,7 +461,7 @@ static const pp_backend_ops cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_upload, cu_download, cu_reserve, cu_embed, cu_rmsnorm, cu_matmul, cu_rope, cu_attention,
     cu_swiglu, cu_add, cu_gemm, cu_matmul_dx, cu_rmsnorm_train, cu_rmsnorm_backward, cu_rope_backward,
     cu_attention_train, cu_attention_backward, cu_swiglu_backward, cu_cross_entropy, cu_embed_backward,
-    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0,
+    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0, 1,
 };
 
 extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const pp_cuda_host *host)

@@ -42,6 +42,16 @@ void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, int n_kv, in
 void pp_cuda_attention(float *out, const float *q, const float *kc, const float *vc, int n, int pos0, int n_heads,
                        int n_kv, int hd, cudaStream_t s);
 
+/* attention.cu, for training without the probabilities: the forward pass
+ * over n tokens from position 0, keeping lse (n_heads, n), each row's
+ * log-sum-exp of its scaled scores; the backward pass from it (dq, dk, dv
+ * set; D (n_heads, n) scratch). */
+void pp_cuda_flash_forward(float *out, float *lse, const float *q, const float *k, const float *v, int n, int n_heads,
+                           int n_kv, int hd, cudaStream_t s);
+void pp_cuda_flash_backward(float *dq, float *dk, float *dv, float *D, const float *dout, const float *lse,
+                            const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd,
+                            cudaStream_t s);
+
 /* elementwise.cu */
 void pp_cuda_swiglu(float *out, const float *g, const float *u, size_t n, cudaStream_t s);
 void pp_cuda_add(float *x, const float *y, size_t n, cudaStream_t s);

@@ -204,6 +204,12 @@ typedef struct run {
  * rows round a few gradients differently in the last bit. */
 #define PP_LOGIT_ROWS 256
 
+/* On a GPU, records longer than this keep each attention row's log-sum-exp,
+ * not its probabilities (the backward pass recomputes them: attention.cu):
+ * the probabilities grow with the square of the length. Shorter records keep
+ * them, for the backward pass's batched products. */
+#define PP_LSE_FROM 1024
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
@@ -557,7 +563,7 @@ static pp_status dry_run(run *R, const pp_train_opts *to)
         double chunk = big < 33554432.0 ? big : 33554432.0; /* PP_CUDA_CHUNK: weights widen in blocks of rows */
         double lr = to->logit_rows > 0 && to->logit_rows < T ? to->logit_rows : T, logit16 = lr * cfg.vocab;
         scratch = (prec == PP_PREC_FP32 ? 4.0 : 2.0) * chunk + 2.0 * (logit16 > T * in_max ? logit16 : T * in_max) +
-                  2.0 * T * in_max + 4.0 * cfg.n_heads * (double)to->max_len * to->max_len;
+                  2.0 * T * in_max + 4.0 * cfg.n_heads * (double)to->max_len * (to->attention_lse ? 1 : to->max_len);
     }
     double total = (double)wbytes + 4.0 * n * 4 + act + scratch;
     char where[64];
@@ -995,7 +1001,10 @@ int main(int argc, char **argv)
     to = (pp_train_opts){.max_tokens = (int)a->batch * R.longest, .max_len = R.longest, .grad_checkpoint = a->grad_ckpt,
                          .dropout = (float)a->dropout, .seed = a->seed};
     if (a->dry_run) {
-        if (a->device && !strncmp(a->device, "cuda", 4) && !a->full) to.logit_rows = PP_LOGIT_ROWS;
+        if (a->device && !strncmp(a->device, "cuda", 4)) {
+            if (!a->full) to.logit_rows = PP_LOGIT_ROWS;
+            to.attention_lse = R.longest > PP_LSE_FROM;
+        }
         s = dry_run(&R, &to);
         if (s != PP_OK) goto fail;
         goto out;
@@ -1055,6 +1064,7 @@ int main(int argc, char **argv)
     const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
     if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
     if (!R.be->ops->host_memory && !a->full) to.logit_rows = PP_LOGIT_ROWS;
+    if (R.be->ops->lse_attention) to.attention_lse = R.longest > PP_LSE_FROM;
     /* with --full the weights go to the device with their gradients, below (after a resume) */
     if ((!a->full && (s = pp_llama_to_backend(&R.m, R.be)) != PP_OK) ||
         (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||

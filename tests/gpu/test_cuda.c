@@ -318,6 +318,22 @@ static void check_train_ops(void)
     cmp_dev("attention_backward dq", dgq, gq, (size_t)n * qd, 1e-5);
     cmp_dev("attention_backward dk", dgk, gk, (size_t)n * kvd, 1e-5);
     cmp_dev("attention_backward dv", dgv, gv, (size_t)n * kvd, 1e-5);
+    if (gpu->ops->lse_attention) {
+        /* the same without the probabilities: log-sum-exps kept, the backward pass recomputes */
+        float *dlse = dev(NULL, (size_t)H * n);
+        float *fatt = dev(NULL, (size_t)n * qd), *fq = dev(NULL, (size_t)n * qd), *fk = dev(NULL, (size_t)n * kvd),
+              *fv = dev(NULL, (size_t)n * kvd);
+        gpu->attention_lse = 1;
+        gpu->ops->attention_train(gpu, fatt, dlse, dq, dk, dv_, n, H, KV, hd);
+        gpu->ops->attention_backward(gpu, fq, fk, fv, ddO, dlse, dq, dk, dv_, n, H, KV, hd);
+        gpu->attention_lse = 0;
+        cmp_dev("attention_train, log-sum-exps kept: out", fatt, att, (size_t)n * qd, 1e-5);
+        cmp_dev("attention_backward from log-sum-exps: dq", fq, gq, (size_t)n * qd, 1e-5);
+        cmp_dev("attention_backward from log-sum-exps: dk", fk, gk, (size_t)n * kvd, 1e-5);
+        cmp_dev("attention_backward from log-sum-exps: dv", fv, gv, (size_t)n * kvd, 1e-5);
+        gpu->ops->free(gpu, dlse), gpu->ops->free(gpu, fatt), gpu->ops->free(gpu, fq), gpu->ops->free(gpu, fk);
+        gpu->ops->free(gpu, fv);
+    }
     /* cross_entropy: loss and gradient, a row without a target */
     float *lg = randv((size_t)n * V, 4), *dlg = dev(lg, (size_t)n * V);
     int32_t tg[45];
@@ -413,9 +429,11 @@ static void check_lora_step(const char *model, float dropout, pp_precision prec)
     for (int i = 0; i < 25; i++) r1[i] = (uint32_t)(1 + (i * 104729u) % (unsigned)(V - 1));
     const uint32_t *tok[2] = {r0, r1};
     int len[2] = {40, 25}, plen[2] = {10, 3};
-    /* in fp32 the device takes the loss 7 rows at a time, the CPU all at once */
-    pp_train_opts o = {96, 48, 0, dropout, 5, prec == PP_PREC_FP32 ? 7 : 0}, oc = o;
-    oc.logit_rows = 0;
+    /* in fp32 the device takes the loss 7 rows at a time and keeps attention's
+     * log-sum-exps (where it can), the CPU all rows at once and the probabilities */
+    int fp32 = prec == PP_PREC_FP32;
+    pp_train_opts o = {96, 48, 0, dropout, 5, fp32 ? 7 : 0, fp32 && gpu->ops->lse_attention}, oc = o;
+    oc.logit_rows = 0, oc.attention_lse = 0;
     pp_trainer tc, tgp;
     double loss_c = 0, loss_g = 0;
     int nc = 0, ng = 0;

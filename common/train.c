@@ -305,7 +305,7 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     const pp_llama *G = t->grad;
 #define GW(field) (G ? &G->field : NULL)
 #define GD(field) (G ? (float *)G->field.data : NULL)
-    int lr = t->o.logit_rows > 0 && t->o.logit_rows < count && !G ? t->o.logit_rows : count;
+    int lr = t->o.logit_rows > 0 && t->o.logit_rows < count ? t->o.logit_rows : count;
     if (backward) op->zero(be, t->tmp, (size_t)count * dim);
     for (int r0 = 0; r0 < count; r0 += lr) {
         int nr = count - r0 < lr ? count - r0 : lr;

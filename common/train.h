@@ -24,8 +24,7 @@ typedef struct pp_train_opts {
     int grad_checkpoint;    /* keep only each layer's input; recompute the rest in the backward pass */
     float dropout;          /* LoRA dropout on the adapters' input (PEFT's lora_dropout) */
     uint64_t seed;          /* of the dropout masks */
-    int logit_rows;         /* the output layer and the loss this many rows at a time (0: all at once; full
-                             * training needs all: the output weight's gradient sums over every row) */
+    int logit_rows;         /* the output layer and the loss this many rows at a time (0: all at once) */
     int attention_lse;      /* keep each attention row's log-sum-exp, not its probabilities (backend.h;
                              * backends with ops.lse_attention): (heads, T) floats a layer, not (heads, T, len) */
 } pp_train_opts;

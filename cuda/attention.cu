@@ -17,7 +17,7 @@ static __global__ void attention(float *out, float *lse, const float *q, const f
                                  int n_heads, int n_kv, int hd)
 {
     __shared__ float sm[AW], sl[AW], sacc[AW][32 * MAXE];
-    int h = blockIdx.x, i = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int i = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int kh = h / (n_heads / n_kv), kvd = n_kv * hd, last = pos0 + i, ne = (hd + 31) / 32;
     float scale = 1.0f / sqrtf((float)hd);
     const float *qi = q + ((size_t)i * n_heads + h) * hd;
@@ -61,7 +61,7 @@ static __global__ void attention(float *out, float *lse, const float *q, const f
         L += sl[w] * f[w];
     }
     float *o = out + ((size_t)i * n_heads + h) * hd;
-    if (lse && lane == 0) lse[(size_t)h * gridDim.y + i] = M + logf(L);
+    if (lse && lane == 0) lse[(size_t)h * gridDim.x + i] = M + logf(L);
     for (int t = 0; t < ne; t++) {
         int e = lane + 32 * t;
         if (e >= hd) break;
@@ -75,7 +75,7 @@ extern "C" void pp_cuda_attention(float *out, const float *q, const float *kc, c
                                   int n_kv, int hd, cudaStream_t s)
 {
     if (n <= 0) return;
-    dim3 grid((unsigned)n_heads, (unsigned)n);
+    dim3 grid((unsigned)n, (unsigned)n_heads); /* queries in x: more than 65535 of them fit */
     PP_LAUNCH(attention, grid, 32 * AW, 0, s)(out, (float *)NULL, q, kc, vc, pos0, n_heads, n_kv, hd);
     PP_LAUNCHED("attention");
 }
@@ -86,7 +86,7 @@ extern "C" void pp_cuda_flash_forward(float *out, float *lse, const float *q, co
                                       int n_heads, int n_kv, int hd, cudaStream_t s)
 {
     if (n <= 0) return;
-    dim3 grid((unsigned)n_heads, (unsigned)n);
+    dim3 grid((unsigned)n, (unsigned)n_heads);
     PP_LAUNCH(attention, grid, 32 * AW, 0, s)(out, lse, q, k, v, 0, n_heads, n_kv, hd);
     PP_LAUNCHED("flash_forward");
 }
@@ -136,7 +136,7 @@ static __global__ void flash_dq(float *dq, float *D, const float *dout, const fl
                                 const float *v, int n, int n_heads, int n_kv, int hd)
 {
     __shared__ float sd[AW], sacc[AW][32 * MAXE];
-    int h = blockIdx.x, i = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int i = blockIdx.x, h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int kh = h / (n_heads / n_kv), kvd = n_kv * hd, ne = (hd + 31) / 32;
     float scale = 1.0f / sqrtf((float)hd), l = lse[(size_t)h * n + i];
     size_t qo = ((size_t)i * n_heads + h) * hd;
@@ -175,7 +175,7 @@ static __global__ void flash_dkv(float *dk, float *dv, const float *D, const flo
                                  const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
 {
     __shared__ float sacc[AW][32 * MAXE];
-    int kh = blockIdx.x, j = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int j = blockIdx.x, kh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int group = n_heads / n_kv, kvd = n_kv * hd, ne = (hd + 31) / 32;
     float scale = 1.0f / sqrtf((float)hd);
     size_t ko = (size_t)j * kvd + (size_t)kh * hd;
@@ -206,8 +206,8 @@ extern "C" void pp_cuda_flash_backward(float *dq, float *dk, float *dv, float *D
                                        cudaStream_t s)
 {
     if (n <= 0) return;
-    PP_LAUNCH(flash_dq, dim3(n_heads, n), 32 * AW, 0, s)(dq, D, dout, lse, q, k, v, n, n_heads, n_kv, hd);
+    PP_LAUNCH(flash_dq, dim3(n, n_heads), 32 * AW, 0, s)(dq, D, dout, lse, q, k, v, n, n_heads, n_kv, hd);
     PP_LAUNCHED("flash_dq");
-    PP_LAUNCH(flash_dkv, dim3(n_kv, n), 32 * AW, 0, s)(dk, dv, D, dout, lse, q, k, v, n, n_heads, n_kv, hd);
+    PP_LAUNCH(flash_dkv, dim3(n, n_kv), 32 * AW, 0, s)(dk, dv, D, dout, lse, q, k, v, n, n_heads, n_kv, hd);
     PP_LAUNCHED("flash_dkv");
 }

@@ -228,7 +228,8 @@ static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, i
 static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
     cu *c = C(be);
-    if (n <= PP_CUDA_GEMV_MAX && pp_cuda_gemv(out, x, w, n, acc, c->stream)) return;
+    /* (not in bf16/fp16: the gemv reads x in fp32, which those precisions round) */
+    if (n <= PP_CUDA_GEMV_MAX && !halves(be) && pp_cuda_gemv(out, x, w, n, acc, c->stream)) return;
     int half = halves(be) || (be->precision == PP_PREC_AUTO && w->type != PP_W_F32), R = chunk_rows(c, w, half);
     const void *xo = half ? narrowed(be, &c->xb, &c->xbcap, x, (size_t)n * w->cols) : x;
     for (int r0 = 0; r0 < w->rows; r0 += R) {
@@ -243,9 +244,16 @@ static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_h
     pp_cuda_rope(q, k, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
 
+/* attention.cu's kernels hold a head in 32 lanes of 8 values. */
+static void head_dim_fits(int hd)
+{
+    if (hd > 256) pp_cuda_die("attention", __FILE__, __LINE__, "head dims over 256 are not supported on the GPU");
+}
+
 static void cu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
                          int n_heads, int n_kv, int hd)
 {
+    head_dim_fits(hd);
     pp_cuda_attention(out, q, kc, vc, n, pos0, n_heads, n_kv, hd, C(be)->stream);
 }
 
@@ -323,6 +331,7 @@ static void cu_attention_train(pp_backend *be, float *out, float *p, const float
 {
     if (n <= 0) return;
     if (be->attention_lse) { /* p holds (n_heads, n) log-sum-exps: attention.cu's flash-style kernels */
+        head_dim_fits(hd);
         pp_cuda_flash_forward(out, p, q, k, v, n, n_heads, n_kv, hd, C(be)->stream);
         return;
     }
@@ -344,6 +353,7 @@ static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *d
     if (n <= 0) return;
     cu *c = C(be);
     if (be->attention_lse) {
+        head_dim_fits(hd);
         grow(c, (void **)&c->ds, &c->dscap, (size_t)n_heads * n, sizeof *c->ds); /* D (n_heads, n) */
         pp_cuda_flash_backward(dq, dk, dv, c->ds, dout, p, q, k, v, n, n_heads, n_kv, hd, c->stream);
         return;

@@ -198,8 +198,8 @@ typedef struct run {
     double last_loss, last_eval;
 } run;
 
-/* On a GPU, the output layer and the loss take this many rows at a time
- * (LoRA): Llama 2's logits then keep 31 MiB, not 125 KiB per token of the
+/* On a GPU, the output layer and the loss take this many rows at a time:
+ * Llama 2's logits then keep 31 MiB, not 125 KiB per token of the
  * micro-batch. The CPU takes them all at once, as it always has: blocks of
  * rows round a few gradients differently in the last bit. */
 #define PP_LOGIT_ROWS 256
@@ -1002,7 +1002,7 @@ int main(int argc, char **argv)
                          .dropout = (float)a->dropout, .seed = a->seed};
     if (a->dry_run) {
         if (a->device && !strncmp(a->device, "cuda", 4)) {
-            if (!a->full) to.logit_rows = PP_LOGIT_ROWS;
+            to.logit_rows = PP_LOGIT_ROWS;
             to.attention_lse = R.longest > PP_LSE_FROM;
         }
         s = dry_run(&R, &to);
@@ -1063,7 +1063,7 @@ int main(int argc, char **argv)
     R.loss_scale = R.be->precision == PP_PREC_FP16 ? 65536.0f : 1.0f;
     const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
     if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
-    if (!R.be->ops->host_memory && !a->full) to.logit_rows = PP_LOGIT_ROWS;
+    if (!R.be->ops->host_memory) to.logit_rows = PP_LOGIT_ROWS;
     if (R.be->ops->lse_attention) to.attention_lse = R.longest > PP_LSE_FROM;
     /* with --full the weights go to the device with their gradients, below (after a resume) */
     if ((!a->full && (s = pp_llama_to_backend(&R.m, R.be)) != PP_OK) ||

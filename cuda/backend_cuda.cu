@@ -60,7 +60,12 @@ static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
     if (n <= *cap) return;
     if (*p) PP_CUDA(cudaFree(*p));
     *p = NULL;
-    PP_CUDA(cudaMalloc(p, n * sz));
+    if (cudaMalloc(p, n * sz) != cudaSuccess) {
+        fprintf(stderr, "pp: out of device memory for a %.1f MiB scratch buffer (%.1f MiB in use at the peak so far); "
+                        "--grad-checkpoint, a smaller --batch-size or shorter records need less\n",
+                n * sz / 1048576.0, c->be->peak_bytes / 1048576.0);
+        exit(70);
+    }
     *cap = n;
     note_peak(c);
 }

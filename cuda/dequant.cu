@@ -26,28 +26,62 @@ template <typename T> static __global__ void widen(T *out, pp_weight w, size_t f
         out[k] = from_f32<T>(pp_wval(cd, w, first + k));
 }
 
+/* NF4 and FP4 sixteen values a thread: one 8-byte load of nibbles, one
+ * absmax, sixteen table lookups, 16 values stored with 16-byte stores
+ * (QLoRA's dequantization before every product: it must run at memory
+ * speed). g0: the first group of 16 (values first / 16); n16 groups. */
+template <typename T> static __global__ void widen4(T *out, pp_weight w, size_t g0, size_t n16, pp_codes cd)
+{
+    const float *code = cd.c[w.type == PP_W_FP4];
+    const uint2 *q = (const uint2 *)w.data;
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n16; k += (size_t)gridDim.x * blockDim.x) {
+        size_t g = g0 + k;
+        uint2 b = q[g];
+        float a = w.absmax[g * 16 / (size_t)w.blocksize];
+        const unsigned char *c = (const unsigned char *)&b;
+        T v[16];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            v[2 * j] = from_f32<T>(code[c[j] >> 4] * a);
+            v[2 * j + 1] = from_f32<T>(code[c[j] & 15] * a);
+        }
+        uint4 *o = (uint4 *)(out + k * 16);
+        const uint4 *src = (const uint4 *)v;
+#pragma unroll
+        for (int j = 0; j < (int)(16 * sizeof(T) / 16); j++) o[j] = src[j];
+    }
+}
+
+/* Rows row0.. of w into out: NF4/FP4 through widen4 when its groups of 16
+ * line up (absmax blocks, the first row, 8-byte aligned data), else a
+ * thread per value. */
+template <typename T> static void widen_rows(T *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
+{
+    size_t n = (size_t)rows * w->cols, first = (size_t)row0 * w->cols;
+    if (!n) return;
+    if ((w->type == PP_W_NF4 || w->type == PP_W_FP4) && w->blocksize % 16 == 0 && first % 16 == 0 && n % 16 == 0 &&
+        (uintptr_t)w->data % 8 == 0 && (uintptr_t)out % 16 == 0) {
+        PP_LAUNCH(widen4<T>, pp_cuda_grid(n / 16), 256, 0, s)(out, *w, first / 16, n / 16, codes);
+        PP_LAUNCHED("widen4");
+        return;
+    }
+    PP_LAUNCH(widen<T>, pp_cuda_grid(n), 256, 0, s)(out, *w, first, n, codes);
+    PP_LAUNCHED("widen");
+}
+
 extern "C" void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
 {
-    size_t n = (size_t)rows * w->cols;
-    if (!n) return;
-    PP_LAUNCH(widen<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, *w, (size_t)row0 * w->cols, n, codes);
-    PP_LAUNCHED("widen bf16");
+    widen_rows(out, w, row0, rows, s);
 }
 
 extern "C" void pp_cuda_widen_f16(__half *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
 {
-    size_t n = (size_t)rows * w->cols;
-    if (!n) return;
-    PP_LAUNCH(widen<__half>, pp_cuda_grid(n), 256, 0, s)(out, *w, (size_t)row0 * w->cols, n, codes);
-    PP_LAUNCHED("widen f16");
+    widen_rows(out, w, row0, rows, s);
 }
 
 extern "C" void pp_cuda_widen_f32(float *out, const pp_weight *w, int row0, int rows, cudaStream_t s)
 {
-    size_t n = (size_t)rows * w->cols;
-    if (!n) return;
-    PP_LAUNCH(widen<float>, pp_cuda_grid(n), 256, 0, s)(out, *w, (size_t)row0 * w->cols, n, codes);
-    PP_LAUNCHED("widen f32");
+    widen_rows(out, w, row0, rows, s);
 }
 
 template <typename T> static __global__ void narrow(T *out, const float *x, size_t n)

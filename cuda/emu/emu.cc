@@ -1,6 +1,7 @@
 /* emu.cc: the CUDA emulator's runtime (cuda_runtime.h says what it is).
  *
- * Device memory: each allocation has pages of its own, ending at an
+ * Device memory: each allocation has pages of its own, filled with NaN
+ * (all bits set: what nothing wrote is not zero, as on a GPU), ending at an
  * inaccessible guard page, and all of it is inaccessible (PROT_NONE) except
  * while a kernel, a copy or a cuBLAS call runs. So a kernel that writes past
  * an allocation's end, or host code that reads a device pointer, faults here
@@ -104,6 +105,11 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
     if (m == MAP_FAILED) return last_error = cudaErrorMemoryAllocation;
     mprotect((char *)m + pages, page, PROT_NONE);
     char *ptr = (char *)m + pages - body; /* 256-aligned; ends at the guard page */
+    /* a GPU's fresh memory holds whatever was there: here NaN (all bits set),
+     * so a kernel reading what nothing wrote spreads NaN into the checks */
+    if (!opened) mprotect(m, pages, PROT_READ | PROT_WRITE);
+    memset(ptr, 0xff, bytes);
+    if (!opened) mprotect(m, pages, PROT_NONE);
     allocs[(uintptr_t)ptr] = region{(char *)m, pages, bytes, ptr};
     in_use += bytes;
     *p = ptr;

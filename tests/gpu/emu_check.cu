@@ -101,6 +101,13 @@ static int semantics(void)
         report(name, h[0] == want && h[1] == want && h[2] == want);
         cudaFree(d);
     }
+    {
+        float *f, h[4];
+        PP_CUDA(cudaMalloc(&f, sizeof h));
+        PP_CUDA(cudaMemcpy(h, f, sizeof h, cudaMemcpyDeviceToHost));
+        report("fresh device memory reads as NaN, not zero", h[0] != h[0] && h[3] != h[3]);
+        cudaFree(f);
+    }
     shuffle_case(0, "__shfl_xor_sync");
     shuffle_case(1, "__shfl_sync width 16");
     shuffle_case(2, "__shfl_down_sync width 16");

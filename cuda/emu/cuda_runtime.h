@@ -114,22 +114,23 @@ extern dim3 pp_emu_block, pp_emu_bdim, pp_emu_gdim;
 
 void __syncthreads(void);
 void __syncwarp(unsigned mask = 0xffffffffu);
-/* a warp's exchange: every lane puts v, each takes the one of lane src(lane) */
-uint64_t pp_emu_exchange(uint64_t v, int mode, int arg, int width);
-template <typename T> static inline T pp_emu_shfl(T v, int mode, int arg, int width)
+/* a warp's exchange: every lane puts v, each takes the one of lane src(lane);
+ * only the full warp's mask is emulated */
+uint64_t pp_emu_exchange(uint64_t v, unsigned mask, int mode, int arg, int width);
+template <typename T> static inline T pp_emu_shfl(T v, unsigned mask, int mode, int arg, int width)
 {
     static_assert(sizeof(T) <= 8, "shuffles of up to 8 bytes");
     uint64_t b = 0;
     memcpy(&b, &v, sizeof v);
-    b = pp_emu_exchange(b, mode, arg, width);
+    b = pp_emu_exchange(b, mask, mode, arg, width);
     T r;
     memcpy(&r, &b, sizeof r);
     return r;
 }
-template <typename T> static inline T __shfl_xor_sync(unsigned, T v, int m, int w = 32) { return pp_emu_shfl(v, 0, m, w); }
-template <typename T> static inline T __shfl_sync(unsigned, T v, int l, int w = 32) { return pp_emu_shfl(v, 1, l, w); }
-template <typename T> static inline T __shfl_down_sync(unsigned, T v, int d, int w = 32) { return pp_emu_shfl(v, 2, d, w); }
-template <typename T> static inline T __shfl_up_sync(unsigned, T v, int d, int w = 32) { return pp_emu_shfl(v, 3, d, w); }
+template <typename T> static inline T __shfl_xor_sync(unsigned k, T v, int m, int w = 32) { return pp_emu_shfl(v, k, 0, m, w); }
+template <typename T> static inline T __shfl_sync(unsigned k, T v, int l, int w = 32) { return pp_emu_shfl(v, k, 1, l, w); }
+template <typename T> static inline T __shfl_down_sync(unsigned k, T v, int d, int w = 32) { return pp_emu_shfl(v, k, 2, d, w); }
+template <typename T> static inline T __shfl_up_sync(unsigned k, T v, int d, int w = 32) { return pp_emu_shfl(v, k, 3, d, w); }
 
 /* Blocks run one at a time on one host thread (the emulator is not for
  * several host threads at once): atomics are plain updates. */

@@ -8,7 +8,7 @@
  * as it would on the GPU, instead of working by accident.
  *
  * Kernels: the blocks run one after another; a block's threads are fibers
- * (ucontext) on the calling thread, run in thread order until each reaches a
+ * (pp_emu_switch below; ucontext off x86-64) on the calling thread, run in thread order until each reaches a
  * barrier (__syncthreads, or a warp's shuffle) or returns. A barrier opens
  * when every thread of its group that has not returned has reached it. If no
  * thread can move on, the kernel is deadlocked: that is reported, and the
@@ -83,6 +83,22 @@ static void close_dev(void)
     if (--opened == 0) protect_all(PROT_NONE);
 }
 
+enum { CANARY = 0xA5 };
+
+/* The bytes between an allocation's end and its 256-byte rounding must be
+ * as cudaMalloc left them: a write there is past the end (the guard page
+ * catches only what goes beyond the rounding). Device memory is open. */
+static void check_tails(const char *what)
+{
+    for (auto &a : allocs) {
+        const region &r = a.second;
+        size_t body = (r.bytes + 255) / 256 * 256;
+        for (size_t i = r.bytes; i < body; i++)
+            if ((unsigned char)r.ptr[i] != CANARY)
+                die("%s wrote past the end of a %zu-byte allocation (at byte %zu)", what, r.bytes, i);
+    }
+}
+
 static const region *find(const void *p)
 {
     auto it = allocs.upper_bound((uintptr_t)p);
@@ -109,6 +125,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
      * so a kernel reading what nothing wrote spreads NaN into the checks */
     if (!opened) mprotect(m, pages, PROT_READ | PROT_WRITE);
     memset(ptr, 0xff, bytes);
+    memset(ptr + bytes, CANARY, body - bytes); /* the rounding up to 256 bytes: checked after kernels */
     if (!opened) mprotect(m, pages, PROT_NONE);
     allocs[(uintptr_t)ptr] = region{(char *)m, pages, bytes, ptr};
     in_use += bytes;
@@ -415,28 +432,39 @@ void __syncthreads(void) { barrier(&block_group); }
 void __syncwarp(unsigned) { barrier(&warp_group[cur->t.warp]); }
 
 static unsigned char turn[MAXT];
-static void exchange_reset(void) { memset(turn, 0, sizeof turn); }
+static unsigned rounds[MAXT]; /* exchanges each thread has entered in this block */
+static void exchange_reset(void) { memset(turn, 0, sizeof turn), memset(rounds, 0, sizeof rounds); }
 
 /* Lanes put their values in one of two buffers, taken in turn, and meet at
  * one warp barrier: a lane cannot come back to a buffer before every lane
  * has read it, since that takes it through the next exchange's barrier. */
-uint64_t pp_emu_exchange(uint64_t v, int mode, int arg, int width)
+uint64_t pp_emu_exchange(uint64_t v, unsigned mask, int mode, int arg, int width)
 {
     static uint64_t buf[MAXT / 32][2][32];
     fiber *f = cur;
     int w = f->t.warp, lane = f->t.lane, lanes = n_fibers - w * 32 < 32 ? n_fibers - w * 32 : 32;
+    if (width < 1 || width > 32 || (width & (width - 1)))
+        die("kernel %s: a shuffle of width %d (a power of two up to 32, on the device)", kern->name, width);
+    if (mask != 0xffffffffu) die("kernel %s: a shuffle with mask %#x (only the full warp's is emulated)", kern->name, mask);
     int base = lane & ~(width - 1), src = lane, tid = w * 32 + lane;
     uint64_t *b = buf[w][turn[tid]];
     turn[tid] ^= 1;
+    rounds[tid]++;
     b[lane] = v;
     barrier(&warp_group[w]);
+    /* PTX's rules: xor may reach a lower segment, not a higher one; up and
+     * down stay in the segment; a lane out of range gives its own value */
     switch (mode) {
-    case 0: src = lane ^ arg; break;
+    case 0: src = lane ^ (arg & 31); break;
     case 1: src = base + (arg & (width - 1)); break;
     case 2: src = lane + arg; break;
     case 3: src = lane - arg; break;
     }
-    if (src < base || src >= base + width || src >= lanes) src = lane;
+    if ((mode != 0 && src < base) || src >= base + width) src = lane;
+    /* a lane that took part in this exchange has entered as many (or one more) */
+    if (src >= lanes || rounds[w * 32 + src] < rounds[tid])
+        die("kernel %s: a shuffle reads lane %d of warp %d, which %s (undefined on the device)", kern->name, src, w,
+            src >= lanes ? "the block does not have" : "has returned");
     return b[src];
 }
 
@@ -499,9 +527,12 @@ void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cu
         return;
     }
     for (int t = n_fibers; t < (int)nt; t++) { /* stacks made once, kept */
-        void *s = mmap(NULL, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* a guard page below each stack: a kernel overflowing its stack faults */
+        size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+        void *s = mmap(NULL, STACK + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (s == MAP_FAILED) die("no memory for %lu thread stacks", nt);
-        fibers[t].stack = (char *)s;
+        mprotect(s, pg, PROT_NONE);
+        fibers[t].stack = (char *)s + pg;
         n_fibers = t + 1;
     }
     int saved = n_fibers;
@@ -528,6 +559,7 @@ void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cu
                 direct = !barriers && !fibers_always;
             }
     direct = 0;
+    check_tails(k.name);
     close_dev();
     n_fibers = saved > n_fibers ? saved : n_fibers;
 }
@@ -593,6 +625,9 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
     if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) || lda < 1 || ldb < (tb == CUBLAS_OP_N ? k : n) ||
         ldb < 1 || ldc < m || ldc < 1)
         return CUBLAS_STATUS_INVALID_VALUE;
+    int known = (at == CUDA_R_32F || at == CUDA_R_16F || at == CUDA_R_16BF) &&
+                (ct == CUDA_R_32F || ct == CUDA_R_16F || ct == CUDA_R_16BF);
+    if (!known || at != bt) return CUBLAS_STATUS_NOT_SUPPORTED; /* as cuBLAS for mixed input types */
     if (!m || !n) return CUBLAS_STATUS_SUCCESS;
     open_dev();
     size_t na, nb, nc;
@@ -610,6 +645,7 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
     for (int j = 0; j < n; j++)
         for (int i = 0; i < m; i++) put(C, ct, (size_t)j * ldc + i, c[(size_t)j * ldc + i]);
     free(a), free(b), free(c);
+    check_tails("a cuBLAS product");
     close_dev();
     return CUBLAS_STATUS_SUCCESS;
 }

@@ -3,8 +3,9 @@
  * shuffles, block and grid indices, launch limits, cuBLAS products in fp32
  * and bf16, copies; one "ok NAME" or "FAIL NAME" line each. With one
  * argument, a fault it must catch (tests/cli/test_cuda_emu.sh expects the
- * exit): overflow and hostread must fault (SIGSEGV), hostarg and deadlock
- * exit with status 70 and a message, race prints a value that depends on
+ * exit): overflow and hostread must fault (SIGSEGV); hostarg, deadlock,
+ * tail (a write within an allocation's 256-byte rounding) and exitedlane (a
+ * shuffle reading a returned lane) exit with status 70 and a message; race prints a value that depends on
  * PP_EMU_ORDER. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,9 +36,27 @@ static __global__ void shuffles(int *out, int mode)
     case 1: r = __shfl_sync(0xffffffffu, v, 3, 16); break;
     case 2: r = __shfl_down_sync(0xffffffffu, v, 4, 16); break;
     case 3: r = __shfl_up_sync(0xffffffffu, v, 2); break;
+    case 4: r = __shfl_xor_sync(0xffffffffu, v, 3, 16); break;
     }
     (void)lane;
     out[threadIdx.x] = r;
+}
+
+/* threads 40.. return; the rest meet at a barrier (released without them) */
+static __global__ void early_exit(int *out)
+{
+    __shared__ int s[64];
+    if (threadIdx.x >= 40) return;
+    s[threadIdx.x] = (int)threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = s[39 - threadIdx.x];
+}
+
+/* lane 5 returns; lane 4 then reads it */
+static __global__ void shuffle_exited(float *out)
+{
+    if (threadIdx.x == 5) return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
 }
 
 static __global__ void indices(int *out)
@@ -79,6 +98,7 @@ static void shuffle_case(int mode, const char *name)
         case 1: want = (w + (lane & 16) + 3) * 10; break;
         case 2: want = ((lane & 15) + 4 < 16 ? t + 4 : t) * 10; break;
         case 3: want = (lane >= 2 ? t - 2 : t) * 10; break;
+        case 4: want = (w + (lane ^ 3)) * 10; break;
         }
         ok &= h[t] == want;
     }
@@ -112,6 +132,18 @@ static int semantics(void)
     shuffle_case(1, "__shfl_sync width 16");
     shuffle_case(2, "__shfl_down_sync width 16");
     shuffle_case(3, "__shfl_up_sync");
+    shuffle_case(4, "__shfl_xor_sync width 16");
+    {
+        int *e, h[40];
+        PP_CUDA(cudaMalloc(&e, sizeof h));
+        PP_LAUNCH(early_exit, 1, 64, 0, 0)(e);
+        PP_LAUNCHED("early_exit");
+        PP_CUDA(cudaMemcpy(h, e, sizeof h, cudaMemcpyDeviceToHost));
+        int ok = 1;
+        for (int t = 0; t < 40; t++) ok &= h[t] == 39 - t;
+        report("a barrier with 24 of 64 threads returned", ok);
+        cudaFree(e);
+    }
 
     int *d, h[3 * 2 * 2 * 4 * 2 * 3];
     PP_CUDA(cudaMalloc(&d, sizeof h));
@@ -182,6 +214,11 @@ int main(int argc, char **argv)
     PP_CUDA(cudaMalloc(&di, 2 * sizeof *di));
     const char *m = argv[1];
     if (!strcmp(m, "overflow")) PP_LAUNCH(write_at, 1, 1, 0, 0)(d, 64); /* one past the end */
+    else if (!strcmp(m, "tail")) { /* past the end of 10 floats, within the 256-byte rounding */
+        float *t;
+        PP_CUDA(cudaMalloc(&t, 10 * sizeof *t));
+        PP_LAUNCH(write_at, 1, 1, 0, 0)(t, 10);
+    } else if (!strcmp(m, "exitedlane")) PP_LAUNCH(shuffle_exited, 1, 32, 0, 0)(d);
     else if (!strcmp(m, "hostread")) printf("%g\n", d[0]);
     else if (!strcmp(m, "hostarg")) {
         static float h[64];

@@ -40,6 +40,11 @@ static void *open_cuda_lib(char *why, size_t n)
     return NULL;
 }
 
+const char *pp_precision_name(pp_precision p)
+{
+    return p == PP_PREC_FP32 ? "fp32" : p == PP_PREC_BF16 ? "bf16" : p == PP_PREC_FP16 ? "fp16" : "auto";
+}
+
 pp_status pp_backend_open(pp_backend **out, const char *device, int threads)
 {
     *out = NULL;

@@ -156,6 +156,9 @@ static inline PP_HOST_DEVICE uint32_t pp_dropout_bits(uint64_t key, uint64_t i)
  * The CPU backend computes in fp32 whatever is asked. */
 typedef enum { PP_PREC_AUTO, PP_PREC_FP32, PP_PREC_BF16, PP_PREC_FP16 } pp_precision;
 
+/* "auto", "fp32", "bf16" or "fp16". */
+const char *pp_precision_name(pp_precision p);
+
 struct pp_backend {
     const pp_backend_ops *ops;
     int threads;

@@ -191,6 +191,13 @@ static void linear_back(pp_trainer *t, float *dx, const float *dy, const float *
     if (dx) op->gemm(t->be, dx, t->dxa, lo->A[k], n, in, r, 0, 0, 1.0f, 1.0f); /* dx += d(x Aᵀ) A */
 }
 
+/* The floats attention keeps for a record of n tokens: its probabilities
+ * (heads, n, n), or with attention_lse its rows' log-sum-exps (heads, n). */
+static size_t kept(const pp_trainer *t, int n)
+{
+    return (size_t)t->m->cfg.n_heads * n * (t->o.attention_lse ? 1 : (size_t)n);
+}
+
 /* Attention of every record, each causal from its own position 0. */
 static void attention(pp_trainer *t, acts *a)
 {
@@ -201,7 +208,7 @@ static void attention(pp_trainer *t, acts *a)
         int n = t->lens[i];
         t->be->ops->attention_train(t->be, a->att + s * qd, a->p + pat, a->q + s * qd, a->k + s * kvd, a->v + s * kvd, n,
                                     c->n_heads, c->n_kv_heads, c->head_dim);
-        pat += (size_t)c->n_heads * n * (t->o.attention_lse ? 1 : (size_t)n);
+        pat += kept(t, n);
     }
 }
 
@@ -344,7 +351,7 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
             int ni = t->lens[i];
             op->attention_backward(be, t->dq + s * qd, t->dk + s * kvd, t->dv + s * kvd, t->datt + s * qd, a.p + pat,
                                    a.q + s * qd, a.k + s * kvd, a.v + s * kvd, ni, H, KV, hd);
-            pat += (size_t)H * ni * (t->o.attention_lse ? 1 : (size_t)ni);
+            pat += kept(t, ni);
         }
         rope(t, t->dq, t->dk, 1);
         /* the first layer's input gradient is wanted only to train the embedding */

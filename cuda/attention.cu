@@ -13,6 +13,28 @@
 #define AW 4   /* warps per block */
 #define MAXE 8 /* head dims per lane: 256 / 32 */
 
+/* The warp's dot product of two head vectors held a slice per lane. */
+static __device__ __forceinline__ float warp_dot(const float (&a)[MAXE], const float *b, int lane, int ne, int hd)
+{
+    float d = 0.0f;
+#pragma unroll
+    for (int t = 0; t < MAXE; t++) {
+        int e = lane + 32 * t;
+        if (t < ne && e < hd) d += a[t] * b[e];
+    }
+    for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+    return d;
+}
+
+static __device__ __forceinline__ void load(float (&a)[MAXE], const float *x, int lane, int ne, int hd)
+{
+#pragma unroll
+    for (int t = 0; t < MAXE; t++) {
+        int e = lane + 32 * t;
+        a[t] = t < ne && e < hd ? x[e] : 0.0f;
+    }
+}
+
 static __global__ void attention(float *out, float *lse, const float *q, const float *kc, const float *vc, int pos0,
                                  int n_heads, int n_kv, int hd)
 {
@@ -22,23 +44,13 @@ static __global__ void attention(float *out, float *lse, const float *q, const f
     float scale = 1.0f / sqrtf((float)hd);
     const float *qi = q + ((size_t)i * n_heads + h) * hd;
     float qv[MAXE], acc[MAXE];
+    load(qv, qi, lane, ne, hd);
 #pragma unroll
-    for (int t = 0; t < MAXE; t++) {
-        int e = lane + 32 * t;
-        qv[t] = t < ne && e < hd ? qi[e] : 0.0f;
-        acc[t] = 0.0f;
-    }
+    for (int t = 0; t < MAXE; t++) acc[t] = 0.0f;
     float m = -INFINITY, l = 0.0f;
     for (int j = warp; j <= last; j += AW) {
         const float *kj = kc + (size_t)j * kvd + (size_t)kh * hd, *vj = vc + (size_t)j * kvd + (size_t)kh * hd;
-        float d = 0.0f;
-#pragma unroll
-        for (int t = 0; t < MAXE; t++) {
-            int e = lane + 32 * t;
-            if (t < ne && e < hd) d += qv[t] * kj[e];
-        }
-        for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-        float s = d * scale, mn = fmaxf(m, s), corr = expf(m - mn), p = expf(s - mn);
+        float s = warp_dot(qv, kj, lane, ne, hd) * scale, mn = fmaxf(m, s), corr = expf(m - mn), p = expf(s - mn);
         l = l * corr + p;
 #pragma unroll
         for (int t = 0; t < MAXE; t++) {
@@ -89,28 +101,6 @@ extern "C" void pp_cuda_flash_forward(float *out, float *lse, const float *q, co
     dim3 grid((unsigned)n, (unsigned)n_heads);
     PP_LAUNCH(attention, grid, 32 * AW, 0, s)(out, lse, q, k, v, 0, n_heads, n_kv, hd);
     PP_LAUNCHED("flash_forward");
-}
-
-/* The warp's dot product of two head vectors held a slice per lane. */
-static __device__ __forceinline__ float warp_dot(const float (&a)[MAXE], const float *b, int lane, int ne, int hd)
-{
-    float d = 0.0f;
-#pragma unroll
-    for (int t = 0; t < MAXE; t++) {
-        int e = lane + 32 * t;
-        if (t < ne && e < hd) d += a[t] * b[e];
-    }
-    for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
-    return d;
-}
-
-static __device__ __forceinline__ void load(float (&a)[MAXE], const float *x, int lane, int ne, int hd)
-{
-#pragma unroll
-    for (int t = 0; t < MAXE; t++) {
-        int e = lane + 32 * t;
-        a[t] = t < ne && e < hd ? x[e] : 0.0f;
-    }
 }
 
 /* Sums acc over the block's warps (in warp order) into dst (hd values). */

@@ -120,12 +120,18 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
     return PP_OK;
 }
 
-/* Copies host token ids into the device buffer c->ids. */
+/* Copies n host 32-bit values (token ids, targets, row indices) into the
+ * device buffer *buf. */
+static const void *to_device(cu *c, void **buf, size_t *cap, const void *h, int n)
+{
+    grow(c, buf, cap, (size_t)(n > 0 ? n : 1), 4);
+    if (n > 0) PP_CUDA(cudaMemcpyAsync(*buf, h, (size_t)n * 4, cudaMemcpyHostToDevice, c->stream));
+    return *buf;
+}
+
 static const uint32_t *device_ids(cu *c, const uint32_t *ids, int n)
 {
-    grow(c, (void **)&c->ids, &c->idcap, (size_t)(n > 0 ? n : 1), sizeof *c->ids);
-    if (n > 0) PP_CUDA(cudaMemcpyAsync(c->ids, ids, (size_t)n * sizeof *ids, cudaMemcpyHostToDevice, c->stream));
-    return c->ids;
+    return (const uint32_t *)to_device(c, (void **)&c->ids, &c->idcap, ids, n);
 }
 
 static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n)
@@ -271,12 +277,9 @@ static void cu_add(pp_backend *be, float *x, const float *y, size_t n) { pp_cuda
 
 /* ------------------------------------------------------------- training */
 
-/* Copies a host index array into the device buffer c->tg. */
 static const int32_t *indices(cu *c, const int32_t *h, int n)
 {
-    grow(c, (void **)&c->tg, &c->tgcap, (size_t)(n > 0 ? n : 1), sizeof *c->tg);
-    if (n > 0) PP_CUDA(cudaMemcpyAsync(c->tg, h, (size_t)n * sizeof *h, cudaMemcpyHostToDevice, c->stream));
-    return c->tg;
+    return (const int32_t *)to_device(c, (void **)&c->tg, &c->tgcap, h, n);
 }
 
 /* dx (n, cols) += dy (n, rows) · W (rows, cols), a block of W's rows (the

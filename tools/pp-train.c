@@ -210,6 +210,13 @@ typedef struct run {
  * them, for the backward pass's batched products. */
 #define PP_LSE_FROM 1024
 
+/* The trainer's settings on a GPU (a run's, and its dry run's plan). */
+static void gpu_opts(pp_train_opts *to, int longest)
+{
+    to->logit_rows = PP_LOGIT_ROWS;
+    to->attention_lse = longest > PP_LSE_FROM;
+}
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }
@@ -502,11 +509,6 @@ static pp_status resume(run *R)
     return s;
 }
 
-static const char *precision_name(pp_precision p)
-{
-    return p == PP_PREC_BF16 ? "bf16" : p == PP_PREC_FP16 ? "fp16" : "fp32";
-}
-
 /* ------------------------------------------------------------ the plan */
 
 /* Config and weight bytes of a model without reading its weights. */
@@ -567,7 +569,7 @@ static pp_status dry_run(run *R, const pp_train_opts *to)
     }
     double total = (double)wbytes + 4.0 * n * 4 + act + scratch;
     char where[64];
-    snprintf(where, sizeof where, "%s, %s", gpu ? "GPU" : "CPU", precision_name(prec));
+    snprintf(where, sizeof where, "%s, %s", gpu ? "GPU" : "CPU", pp_precision_name(prec));
     if (R->a.full)
         printf("pp-train memory plan (%s): %d layers, dim %d, vocab %d; every weight trained: %zu parameters\n", where,
                cfg.n_layers, cfg.dim, cfg.vocab, n);
@@ -613,7 +615,7 @@ static pp_status write_summary(run *R, double seconds)
     if (s == PP_OK) s = isfinite(R->last_eval) ? pp_buf_printf(&b, "%.6f", R->last_eval) : pp_buf_adds(&b, "null");
     if (s == PP_OK)
         s = pp_buf_printf(&b, ",\n  \"device\": \"%s\",\n  \"precision\": \"%s\"", R->be->ops->name,
-                          precision_name(R->be->precision));
+                          pp_precision_name(R->be->precision));
     if (s == PP_OK && !R->be->ops->host_memory)
         s = pp_buf_printf(&b, ",\n  \"peak_device_bytes\": %zu", R->be->peak_bytes);
     if (s == PP_OK) s = pp_buf_adds(&b, "\n}\n");
@@ -866,7 +868,7 @@ int main(int argc, char **argv)
     if (a->keep && !a->save_every) return pp_cli_usage("--keep needs --save-every");
     if (a->precision > PP_PREC_FP32 && (!a->device || !strcmp(a->device, "cpu")))
         return pp_cli_usage("--precision %s needs a GPU (--device cuda): the CPU computes in fp32",
-                            a->precision == PP_PREC_BF16 ? "bf16" : "fp16");
+                            pp_precision_name(a->precision));
     /* the output directory is made now: a bad -o fails before the training */
     if (!a->dry_run && mkdir(a->outdir, 0777) != 0 && errno != EEXIST) {
         int e = errno;
@@ -1001,10 +1003,7 @@ int main(int argc, char **argv)
     to = (pp_train_opts){.max_tokens = (int)a->batch * R.longest, .max_len = R.longest, .grad_checkpoint = a->grad_ckpt,
                          .dropout = (float)a->dropout, .seed = a->seed};
     if (a->dry_run) {
-        if (a->device && !strncmp(a->device, "cuda", 4)) {
-            to.logit_rows = PP_LOGIT_ROWS;
-            to.attention_lse = R.longest > PP_LSE_FROM;
-        }
+        if (a->device && !strncmp(a->device, "cuda", 4)) gpu_opts(&to, R.longest);
         s = dry_run(&R, &to);
         if (s != PP_OK) goto fail;
         goto out;
@@ -1055,16 +1054,15 @@ int main(int argc, char **argv)
     R.be->precision = a->precision ? a->precision : R.be->ops->host_memory ? PP_PREC_FP32 : PP_PREC_BF16;
     if (R.be->ops->host_memory && R.be->precision != PP_PREC_FP32) {
         s = pp_fail(PP_E_USAGE, "--precision %s needs a GPU (--device cuda): the CPU computes in fp32",
-                    precision_name(R.be->precision));
+                    pp_precision_name(R.be->precision));
         goto fail;
     }
     size_t clen = strlen(R.config); /* the precision is a setting a checkpoint must match */
-    snprintf(R.config + clen, sizeof R.config - clen, " precision=%s", precision_name(R.be->precision));
+    snprintf(R.config + clen, sizeof R.config - clen, " precision=%s", pp_precision_name(R.be->precision));
     R.loss_scale = R.be->precision == PP_PREC_FP16 ? 65536.0f : 1.0f;
     const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
     if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
-    if (!R.be->ops->host_memory) to.logit_rows = PP_LOGIT_ROWS;
-    if (R.be->ops->lse_attention) to.attention_lse = R.longest > PP_LSE_FROM;
+    if (!R.be->ops->host_memory) gpu_opts(&to, R.longest);
     /* with --full the weights go to the device with their gradients, below (after a resume) */
     if ((!a->full && (s = pp_llama_to_backend(&R.m, R.be)) != PP_OK) ||
         (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||

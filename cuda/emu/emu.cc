@@ -293,7 +293,8 @@ struct fiber {
 };
 
 static fiber fibers[MAXT];
-static int n_fibers;
+static int n_stacks; /* fibers with a stack made (kept from launch to launch) */
+static int n_lanes;  /* threads in a block of the running launch */
 static group block_group, warp_group[MAXT / 32];
 static fiber *cur;
 static const pp_emu_kernel *kern;
@@ -442,7 +443,7 @@ uint64_t pp_emu_exchange(uint64_t v, unsigned mask, int mode, int arg, int width
 {
     static uint64_t buf[MAXT / 32][2][32];
     fiber *f = cur;
-    int w = f->t.warp, lane = f->t.lane, lanes = n_fibers - w * 32 < 32 ? n_fibers - w * 32 : 32;
+    int w = f->t.warp, lane = f->t.lane, lanes = n_lanes - w * 32 < 32 ? n_lanes - w * 32 : 32;
     if (width < 1 || width > 32 || (width & (width - 1)))
         die("kernel %s: a shuffle of width %d (a power of two up to 32, on the device)", kern->name, width);
     if (mask != 0xffffffffu) die("kernel %s: a shuffle with mask %#x (only the full warp's is emulated)", kern->name, mask);
@@ -471,10 +472,24 @@ uint64_t pp_emu_exchange(uint64_t v, unsigned mask, int mode, int arg, int width
 /* PP_EMU_ORDER=reverse runs the threads between two barriers last to first:
  * a kernel whose result depends on the order (a race the barriers do not
  * cover) then gives another result, which the self-test sees. */
+static int env_is(const char *name, const char *value)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
 static int reverse_order(void)
 {
     static int r = -1;
-    if (r < 0) r = getenv("PP_EMU_ORDER") && !strcmp(getenv("PP_EMU_ORDER"), "reverse");
+    if (r < 0) r = env_is("PP_EMU_ORDER", "reverse");
+    return r;
+}
+
+/* PP_EMU_FIBERS=1: every block with fibers (see run_direct). */
+static int fibers_always(void)
+{
+    static int r = -1;
+    if (r < 0) r = env_is("PP_EMU_FIBERS", "1");
     return r;
 }
 
@@ -526,17 +541,16 @@ void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cu
         last_error = cudaErrorInvalidConfiguration;
         return;
     }
-    for (int t = n_fibers; t < (int)nt; t++) { /* stacks made once, kept */
+    for (int t = n_stacks; t < (int)nt; t++) { /* stacks made once, kept */
         /* a guard page below each stack: a kernel overflowing its stack faults */
         size_t pg = (size_t)sysconf(_SC_PAGESIZE);
         void *s = mmap(NULL, STACK + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (s == MAP_FAILED) die("no memory for %lu thread stacks", nt);
         mprotect(s, pg, PROT_NONE);
         fibers[t].stack = (char *)s + pg;
-        n_fibers = t + 1;
+        n_stacks = t + 1;
     }
-    int saved = n_fibers;
-    n_fibers = (int)nt; /* the lanes of this launch (pp_emu_exchange) */
+    n_lanes = (int)nt;
     for (int t = 0; t < (int)nt; t++) {
         pp_emu_thread *p = &fibers[t].t;
         p->tid = dim3(t % block.x, t / block.x % block.y, t / (block.x * block.y));
@@ -545,8 +559,6 @@ void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cu
     kern = &k;
     pp_emu_bdim = block, pp_emu_gdim = grid;
     barriers = 0, direct = 0;
-    static int fibers_always = -1;
-    if (fibers_always < 0) fibers_always = getenv("PP_EMU_FIBERS") && !strcmp(getenv("PP_EMU_FIBERS"), "1");
     open_dev();
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
@@ -556,12 +568,11 @@ void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cu
                 else run_block((int)nt);
                 /* a kernel whose first block met no barrier (elementwise, grid-stride) runs
                  * the rest of its blocks without fibers: ten times faster */
-                direct = !barriers && !fibers_always;
+                direct = !barriers && !fibers_always();
             }
     direct = 0;
     check_tails(k.name);
     close_dev();
-    n_fibers = saved > n_fibers ? saved : n_fibers;
 }
 
 /* ------------------------------------------------------------ cuBLAS */

@@ -20,22 +20,18 @@ OUT=${OUT:-build/gpu-logs}
 mkdir -p "$OUT"
 P=build/gpu-pack
 EMU=${EMU:-0}
-if [ "$EMU" = 1 ]; then
-    make -j"$(nproc)" all build/gpu/test_cuda build/emu/libppcuda.so > "$OUT/build.log" 2>&1 ||
-        { tail -n 20 "$OUT/build.log"; echo "build failed"; exit 1; }
-    BIN=bin
-    cp build/gpu/test_cuda bin/
-    MODELS=../shared/models
-    export PP_CUDA_LIB=build/emu/libppcuda.so
-elif [ -x "$P/bin/test_cuda" ]; then
+if [ "$EMU" != 1 ] && [ -x "$P/bin/test_cuda" ]; then
     BIN=$P/bin
     export LD_LIBRARY_PATH="$P/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     MODELS=$P/models
 else
-    make -j"$(nproc)" all cuda > "$OUT/build.log" 2>&1 || { tail -n 20 "$OUT/build.log"; echo "build failed"; exit 1; }
+    targets="all cuda"
+    [ "$EMU" = 1 ] && targets="all build/gpu/test_cuda build/emu/libppcuda.so"
+    make -j"$(nproc)" $targets > "$OUT/build.log" 2>&1 || { tail -n 20 "$OUT/build.log"; echo "build failed"; exit 1; }
     BIN=bin
     cp build/gpu/test_cuda build/cuda_probe bin/ 2>/dev/null
     MODELS=../shared/models
+    [ "$EMU" = 1 ] && export PP_CUDA_LIB=build/emu/libppcuda.so
 fi
 # cuBLAS: the CUDA toolkit's, or the one that comes with torch's wheels
 if ! ldconfig -p 2>/dev/null | grep -q libcublas.so.13 && [ ! -e /usr/local/cuda/lib64/libcublas.so.13 ]; then

@@ -400,11 +400,6 @@ static void check_train_ops(void)
 /* One LoRA step of the trainer on both backends: the loss and every
  * adapter gradient (all seven targets, B not zero so that A gets a
  * gradient too), on model, with dropout or without. */
-static const char *prec_name(pp_precision p)
-{
-    return p == PP_PREC_FP32 ? "fp32" : p == PP_PREC_BF16 ? "bf16" : p == PP_PREC_FP16 ? "fp16" : "auto";
-}
-
 /* One LoRA step on both backends, the GPU's products in precision prec. */
 static void check_lora_step(const char *model, float dropout, pp_precision prec)
 {
@@ -452,9 +447,9 @@ static void check_lora_step(const char *model, float dropout, pp_precision prec)
     double tl = 1e-5, tg = 1e-4;
     if (prec == PP_PREC_BF16 || (prec == PP_PREC_AUTO && quant)) tl = 1e-2, tg = 5e-2;
     if (prec == PP_PREC_FP16) tl = 2e-3, tg = 1e-2;
-    snprintf(name, sizeof name, "LoRA step %s (%s, %s)%s: loss", base, mc.quant, prec_name(prec), dropout > 0 ? " dropout" : "");
+    snprintf(name, sizeof name, "LoRA step %s (%s, %s)%s: loss", base, mc.quant, pp_precision_name(prec), dropout > 0 ? " dropout" : "");
     report(name, nc == ng ? fabs(loss_g - loss_c) / fabs(loss_c) : INFINITY, tl);
-    snprintf(name, sizeof name, "LoRA step %s (%s, %s)%s: gradients", base, mc.quant, prec_name(prec), dropout > 0 ? " dropout" : "");
+    snprintf(name, sizeof name, "LoRA step %s (%s, %s)%s: gradients", base, mc.quant, pp_precision_name(prec), dropout > 0 ? " dropout" : "");
     report(name, rel_err(lg.grads, lc.grads, lc.n_params), tg);
     gpu->precision = PP_PREC_AUTO;
     pp_trainer_free(&tc), pp_trainer_free(&tgp);
@@ -490,7 +485,7 @@ static void check_precision(void)
         gpu->ops->matmul(gpu, dY, dX, &w.dw, n, 0);
         gpu->ops->matmul_dx(gpu, dDx, dDy, &w.dw, n);
         gpu->ops->gemm(gpu, dC, dA, dB, 40, 24, 64, 0, 1, 1.0f, 0.0f);
-        const char *pn = prec_name(ps[i]);
+        const char *pn = pp_precision_name(ps[i]);
         snprintf(name, sizeof name, "precision %s: matmul bf16 n=%d", pn, n);
         cmp_dev(name, dY, y, (size_t)n * rows, tol);
         snprintf(name, sizeof name, "precision %s: matmul_dx bf16 n=%d", pn, n);

@@ -67,7 +67,8 @@ pp_status pp_backend_open(pp_backend **out, const char *device, int threads)
     pp_cuda_create_fn create = h ? (pp_cuda_create_fn)(uintptr_t)dlsym(h, PP_CUDA_ENTRY) : NULL;
     if (h && !create) snprintf(why, sizeof why, "libppcuda.so has no %s", PP_CUDA_ENTRY);
     if (create) {
-        pp_cuda_host host = {pp_fail, pp_quant_code4(PP_Q_NF4), pp_quant_code4(PP_Q_FP4), pp_verbosity >= 2};
+        pp_cuda_host host = {pp_fail, pp_quant_code4(PP_Q_NF4), pp_quant_code4(PP_Q_FP4), pp_quant_dynamic_map(),
+                             pp_verbosity >= 2};
         pp_status s = create(out, index, &host);
         if (s == PP_OK) return PP_OK; /* the library stays loaded for the process */
         if (want_cuda) return s;

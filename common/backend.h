@@ -18,12 +18,22 @@
 /* How a frozen weight is stored. */
 typedef enum pp_wtype { PP_W_F32, PP_W_F16, PP_W_BF16, PP_W_NF4, PP_W_FP4, PP_W_INT8 } pp_wtype;
 
+/* Double quantization (QLoRA) quantizes the absmax values themselves in
+ * blocks of this many (quant.h). */
+#define PP_NESTED_BLOCKSIZE 256
+
 typedef struct pp_weight {
     pp_wtype type;
     int rows, cols;         /* [out, in]; a vector (norm weight) has rows = 1 */
     int blocksize;          /* quantized types */
     const void *data;       /* F32/F16/BF16 values, packed nibbles or int8 codes */
-    const float *absmax;    /* (blocks) quantized types; nested absmax already resolved */
+    const float *absmax;    /* (blocks) quantized types: fp32 (double quantization resolved); on a
+                             * device backend NULL when absq is set */
+    const uint8_t *absq;    /* double quantization as stored, or NULL: block b's absmax is
+                             * dyn[absq[b]] * absnest[b / PP_NESTED_BLOCKSIZE] + absoff in fp32, a
+                             * multiply then an add (pp_dequant_nested; dyn: pp_quant_dynamic_map) */
+    const float *absnest;   /* (blocks / PP_NESTED_BLOCKSIZE, rounded up) */
+    float absoff;
 } pp_weight;
 
 typedef struct pp_backend pp_backend;
@@ -85,7 +95,8 @@ typedef struct pp_backend_ops {
     /* dq (set), dk, dv (set) from dout and the kept probabilities. */
     void (*attention_backward)(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
                                const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd);
-    /* dgate, dup (set) from dh for h = silu(gate) * up. */
+    /* dgate, dup (set) from dh for h = silu(gate) * up; dgate may be gate and
+     * dup may be up (the trainer writes them in place). */
     void (*swiglu_backward)(pp_backend *be, float *dgate, float *dup, const float *dh, const float *gate, const float *up,
                             size_t n);
     /* Cross-entropy of rows of logits (n, vocab) against targets (n; -1 =
@@ -109,6 +120,11 @@ typedef struct pp_backend_ops {
      * that when acc); dropped values give 0 (or leave out[i]). Every backend
      * draws the same mask for the same key. */
     void (*dropout)(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc);
+    /* Activations kept in 16 bits: dst (n 16-bit values of the precision's
+     * type: fp16 for PP_PREC_FP16, else bf16) = src rounded to nearest even
+     * (beyond fp16's range, ±inf); widen is the exact way back. */
+    void (*narrow)(pp_backend *be, void *dst, const float *src, size_t n);
+    void (*widen)(pp_backend *be, float *dst, const void *src, size_t n);
 
     /* ---- the optimizer, on the backend's buffers ---- */
     /* The sum of squares of x (n), in double. */

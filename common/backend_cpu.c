@@ -506,6 +506,20 @@ static void cpu_dropout(pp_backend *be, float *out, const float *x, size_t n, ui
     }
 }
 
+static void cpu_narrow(pp_backend *be, void *dst, const float *src, size_t n)
+{
+    uint16_t *d = dst;
+    int f16 = be->precision == PP_PREC_FP16;
+    for (size_t i = 0; i < n; i++) d[i] = f16 ? pp_f32_to_f16(src[i]) : pp_f32_to_bf16(src[i]);
+}
+
+static void cpu_widen(pp_backend *be, float *dst, const void *src, size_t n)
+{
+    const uint16_t *s = src;
+    int f16 = be->precision == PP_PREC_FP16;
+    for (size_t i = 0; i < n; i++) dst[i] = f16 ? pp_f16_to_f32(s[i]) : pp_bf16_to_f32(s[i]);
+}
+
 static double cpu_sumsq(pp_backend *be, const float *x, size_t n)
 {
     (void)be;
@@ -648,9 +662,10 @@ static void cpu_swiglu_backward(pp_backend *be, float *dg, float *du, const floa
 {
 #pragma omp parallel for num_threads(be->threads) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
-        du[i] = dh[i] * silu;
-        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+        float gi = g[i], ui = u[i], d = dh[i]; /* all read first: dg may be g, du may be u */
+        float sg = 1.0f / (1.0f + expf(-gi)), silu = gi * sg;
+        du[i] = d * silu;
+        dg[i] = d * ui * sg * (1.0f + gi * (1.0f - sg));
     }
 }
 
@@ -731,7 +746,7 @@ static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
     cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
-    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1, 0,
+    cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_narrow, cpu_widen, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1, 0,
 };
 
 pp_status pp_backend_cpu(pp_backend **out, int threads)

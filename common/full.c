@@ -174,7 +174,7 @@ pp_status pp_llama_random(pp_llama *m, const char *json, size_t len, uint64_t se
     uint64_t s = seed * 0xD6E8FEB86659FD93ull + 0xA0761D6478BD642Full;
 #define TAKE(W, R, C, NORM)                                                                  \
     do {                                                                                     \
-        (W) = (pp_weight){PP_W_F32, (int)(R), (int)(C), 0, p, NULL};                         \
+        (W) = (pp_weight){.type = PP_W_F32, .rows = (int)(R), .cols = (int)(C), .data = p};   \
         for (size_t i_ = 0; i_ < (size_t)(R) * (C); i_++) p[i_] = NORM ? 1.0f : (float)(std * gauss(&s)); \
         p += (size_t)(R) * (C);                                                              \
     } while (0)

@@ -70,8 +70,11 @@ static pp_status quant_state(const srcs *s, const char *name, int *t, int *block
 }
 
 /* Fills w from the source tensor name with the shape cfg implies; norms are
- * widened to fp32 into *f; quantized absmax values are resolved into *f. */
-static pp_status take(const pp_config *cfg, const srcs *s, const char *name, pp_weight *w, float **f)
+ * widened to fp32 into *f, fp32 absmax values copied there; double
+ * quantization keeps its codes where they are read (w->absq), its nested
+ * absmax in *f, and resolves the absmax values into *a (the host's copy:
+ * pp_llama_to_backend leaves it behind). */
+static pp_status take(const pp_config *cfg, const srcs *s, const char *name, pp_weight *w, float **f, float **a)
 {
     uint64_t shape[2];
     int nd = pp_llama_weight_shape(cfg, name, shape);
@@ -104,11 +107,12 @@ static pp_status take(const pp_config *cfg, const srcs *s, const char *name, pp_
             size_t nn = pp_quant_blocks(nb, PP_NESTED_BLOCKSIZE);
             if (am->dtype != PP_U8 || am->shape[0] != nb) return pp_fail(PP_E_DATA, "expected U8 [%zu] (tensor %s.absmax)", nb, name);
             if (!na || na->dtype != PP_F32 || na->shape[0] != nn) return pp_fail(PP_E_DATA, "expected F32 [%zu] (tensor %s)", nn, key);
-            float *nested_absmax = malloc(nn * 4);
-            if (!nested_absmax) return pp_fail(PP_E_NOMEM, "out of memory");
-            memcpy(nested_absmax, na->data, nn * 4);
-            pp_dequant_nested(*f, am->data, nested_absmax, offset, nb);
-            free(nested_absmax);
+            memcpy(*f, na->data, nn * 4); /* (the file's floats need not be aligned) */
+            pp_dequant_nested(*a, am->data, *f, offset, nb);
+            w->absq = am->data, w->absnest = *f, w->absoff = offset;
+            w->absmax = *a;
+            *f += nn, *a += nb;
+            return PP_OK;
         }
         w->absmax = *f;
         *f += nb;
@@ -133,17 +137,24 @@ static pp_status take(const pp_config *cfg, const srcs *s, const char *name, pp_
     return PP_OK;
 }
 
-/* Bytes of fp32 side data (norms, resolved absmax) the model needs. */
-static size_t side_floats(const pp_config *cfg, const srcs *s, char **names, size_t nn)
+/* Floats of fp32 side data the model needs: norms, absmax values, nested
+ * absmax values; and in *resolved, the absmax values double quantization
+ * resolves (take). */
+static size_t side_floats(const pp_config *cfg, const srcs *s, char **names, size_t nn, size_t *resolved)
 {
     size_t f = 0;
+    *resolved = 0;
     for (size_t i = 0; i < nn; i++) {
         uint64_t shape[2];
         int nd = pp_llama_weight_shape(cfg, names[i], shape), qt, bs, nested;
         float off;
         size_t n = nd == 2 ? (size_t)(shape[0] * shape[1]) : (size_t)shape[0];
         if (nd == 1) f += n;
-        else if (quant_state(s, names[i], &qt, &bs, &off, &nested) == PP_OK && qt >= 0) f += pp_quant_blocks(n, bs);
+        else if (quant_state(s, names[i], &qt, &bs, &off, &nested) == PP_OK && qt >= 0) {
+            size_t nb = pp_quant_blocks(n, bs);
+            if (nested) f += pp_quant_blocks(nb, PP_NESTED_BLOCKSIZE), *resolved += nb;
+            else f += nb;
+        }
     }
     return f;
 }
@@ -154,11 +165,13 @@ static pp_status assign(pp_llama *m, const srcs *s)
     size_t nn;
     char **names = pp_llama_weight_names(c, &nn);
     if (!names) return pp_fail(PP_E_NOMEM, "out of memory");
-    m->fmem_bytes = side_floats(c, s, names, nn) * sizeof(float) + 64;
+    size_t resolved, side = side_floats(c, s, names, nn, &resolved);
+    m->fmem_dev_bytes = side * sizeof(float) + 64;
+    m->fmem_bytes = m->fmem_dev_bytes + resolved * sizeof(float);
     m->fmem = malloc(m->fmem_bytes);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     pp_status st = m->fmem && m->layers ? PP_OK : pp_fail(PP_E_NOMEM, "out of memory");
-    float *f = m->fmem;
+    float *f = m->fmem, *a = m->fmem + m->fmem_dev_bytes / sizeof(float);
     for (size_t i = 0; i < nn && st == PP_OK; i++) {
         const char *n = names[i];
         pp_weight *w = NULL;
@@ -173,7 +186,7 @@ static pp_status assign(pp_llama *m, const srcs *s)
               : strstr(n, "o_proj") ? &L->wo : strstr(n, "gate_proj") ? &L->w_gate : strstr(n, "up_proj") ? &L->w_up
               : &L->w_down;
         }
-        st = take(c, s, n, w, &f);
+        st = take(c, s, n, w, &f, &a);
     }
     if (st == PP_OK && c->tie_embeddings) m->lm_head = m->embed;
     if (st == PP_OK) {
@@ -459,22 +472,27 @@ static void rebase(pp_weight *w, const pp_llama *m, char *dmem, char *dfmem)
         w->data = dmem + ((const char *)w->data - mem);
     else if (w->data && (const char *)w->data >= fmem && (const char *)w->data < fmem + m->fmem_bytes)
         w->data = dfmem + ((const char *)w->data - fmem);
-    if (w->absmax && (const char *)w->absmax >= fmem && (const char *)w->absmax < fmem + m->fmem_bytes)
+    if (w->absmax && (const char *)w->absmax >= fmem && (const char *)w->absmax < fmem + m->fmem_dev_bytes)
         w->absmax = (const float *)(dfmem + ((const char *)w->absmax - fmem));
+    if (w->absq) { /* the device decodes double quantization itself: the resolved copy stays behind */
+        w->absmax = NULL;
+        w->absq = (const uint8_t *)dmem + ((const char *)w->absq - mem);
+        w->absnest = (const float *)(dfmem + ((const char *)w->absnest - fmem));
+    }
 }
 
 pp_status pp_llama_to_backend(pp_llama *m, pp_backend *be)
 {
     if (be->ops->host_memory || m->dev) return PP_OK;
     void *dmem = be->ops->alloc(be, m->mem_bytes ? m->mem_bytes : 1);
-    void *dfmem = be->ops->alloc(be, m->fmem_bytes ? m->fmem_bytes : 1);
+    void *dfmem = be->ops->alloc(be, m->fmem_dev_bytes ? m->fmem_dev_bytes : 1);
     if (!dmem || !dfmem) {
         be->ops->free(be, dmem);
         be->ops->free(be, dfmem);
-        return pp_fail(PP_E_NOMEM, "out of device memory for %.1f MiB of weights", (m->mem_bytes + m->fmem_bytes) / 1048576.0);
+        return pp_fail(PP_E_NOMEM, "out of device memory for %.1f MiB of weights", (m->mem_bytes + m->fmem_dev_bytes) / 1048576.0);
     }
     if (m->mem_bytes) be->ops->upload(be, dmem, m->mem, m->mem_bytes);
-    if (m->fmem_bytes) be->ops->upload(be, dfmem, m->fmem, m->fmem_bytes);
+    if (m->fmem_dev_bytes) be->ops->upload(be, dfmem, m->fmem, m->fmem_dev_bytes);
     rebase(&m->embed, m, dmem, dfmem);
     rebase(&m->norm, m, dmem, dfmem);
     rebase(&m->lm_head, m, dmem, dfmem);

@@ -33,8 +33,9 @@ typedef struct pp_llama {
     char quant[16];         /* "f32", "bf16", "nf4", ... (the linear weights) */
     void *mem;              /* the weights: one allocation */
     size_t mem_bytes;
-    float *fmem;            /* fp32 norms and resolved absmax: one allocation */
-    size_t fmem_bytes;
+    float *fmem;            /* fp32 norms, absmax and nested absmax, then the absmax values double
+                             * quantization resolves (the CPU's; a device decodes them): one allocation */
+    size_t fmem_bytes, fmem_dev_bytes; /* all of it; the part a device backend gets */
     pp_backend *dev;        /* set when the weights live in a device backend's memory (pp_llama_to_backend) */
     void *dev_mem, *dev_fmem;
 } pp_llama;

@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "status.h"
 
-#define PP_NESTED_BLOCKSIZE 256
 
 typedef enum pp_qtype { PP_Q_NF4, PP_Q_FP4, PP_Q_INT8 } pp_qtype;
 

@@ -12,13 +12,14 @@ typedef struct acts {
 typedef struct dims {
     size_t T, L, dim, qd, kvd, hid, r, vocab, H, in_max, LR; /* LR: rows of logits kept */
     int lse;                                                   /* attention keeps log-sum-exps */
+    int drop, act16;                                           /* dropout on; layer inputs in 16 bits */
 } dims;
 
 static dims dims_of(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
 {
     dims d = {(size_t)o->max_tokens, (size_t)o->max_len, (size_t)c->dim, (size_t)c->n_heads * c->head_dim,
               (size_t)c->n_kv_heads * c->head_dim, (size_t)c->hidden, (size_t)lora->r, (size_t)c->vocab,
-              (size_t)c->n_heads, 0, 0, o->attention_lse};
+              (size_t)c->n_heads, 0, 0, o->attention_lse, o->dropout > 0, o->act16};
     d.LR = o->logit_rows > 0 && (size_t)o->logit_rows < d.T ? (size_t)o->logit_rows : d.T;
     d.in_max = d.dim > d.hid ? d.dim : d.hid;
     if (d.qd > d.in_max) d.in_max = d.qd;
@@ -33,13 +34,20 @@ static size_t block_floats(const dims *d)
            d->H * (d->lse ? 1 : d->L) * d->T;
 }
 
+/* Floats of the layers' inputs (t->xs): 16-bit values two to a float, and
+ * the fp32 input of the layer at work (t->xin), with act16. */
+static size_t xs_floats(const pp_config *c, const dims *d)
+{
+    size_t n = ((size_t)c->n_layers + 1) * d->T * d->dim;
+    return d->act16 ? (n + 1) / 2 + d->T * d->dim : n;
+}
+
 static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
 {
     size_t blocks = block_floats(d) * (ckpt ? 1 : (size_t)c->n_layers);
-    size_t xs = ((size_t)c->n_layers + 1) * d->T * d->dim;
     size_t fin = d->T * (d->dim + 1) + d->LR * d->vocab + 2 * d->T * d->dim;
-    size_t grads = d->T * (2 * d->dim + 2 * d->qd + 2 * d->kvd + 3 * d->hid + d->r + d->in_max);
-    return blocks + xs + fin + grads;
+    size_t grads = d->T * (2 * d->dim + 2 * d->qd + 2 * d->kvd + d->hid + d->r + (d->drop ? d->in_max : 0));
+    return blocks + xs_floats(c, d) + fin + grads;
 }
 
 size_t pp_trainer_bytes(const pp_config *c, const pp_lora *lora, const pp_train_opts *o)
@@ -52,7 +60,7 @@ static void carve(const pp_trainer *t, int l, acts *a)
 {
     dims d = dims_of(&t->m->cfg, t->lora, &t->o);
     float *p = t->mem + (t->o.grad_checkpoint ? 0 : (size_t)l) * t->layer_floats;
-    a->x_in = t->xs + (size_t)l * d.T * d.dim;
+    a->x_in = t->o.act16 ? t->xin : t->xs + (size_t)l * d.T * d.dim;
     a->xb1 = p, p += d.T * d.dim;
     a->rstd1 = p, p += d.T;
     a->q = p, p += d.T * d.qd;
@@ -93,7 +101,8 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->lens = t->starts + d.T;
     t->rows = t->lens + d.T;
     float *p = t->mem + t->layer_floats * (o->grad_checkpoint ? 1 : (size_t)c->n_layers);
-    t->xs = p, p += ((size_t)c->n_layers + 1) * d.T * d.dim;
+    t->xs = p, p += xs_floats(c, &d);
+    if (o->act16) t->xin = t->xs + (xs_floats(c, &d) - d.T * d.dim);
     t->finb = p, p += d.T * d.dim;
     t->finr = p, p += d.T;
     t->logits = p, p += d.LR * d.vocab;
@@ -105,11 +114,9 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->datt = p, p += d.T * d.qd;
     t->dk = p, p += d.T * d.kvd;
     t->dv = p, p += d.T * d.kvd;
-    t->dg = p, p += d.T * d.hid;
-    t->du = p, p += d.T * d.hid;
     t->dh = p, p += d.T * d.hid;
     t->dxa = p, p += d.T * d.r;
-    t->xd = p;
+    t->xd = d.drop ? p : NULL;
     pp_status s = be->ops->reserve(be, pp_llama_largest_weight(c), o->max_len);
     if (s != PP_OK) pp_trainer_free(t);
     return s;
@@ -223,6 +230,30 @@ static void rope(pp_trainer *t, float *q, float *k, int backward)
     }
 }
 
+/* Layer l's input (l = n_layers: the final norm's) in 16 bits (act16). */
+static void *input16(const pp_trainer *t, int l)
+{
+    return (uint16_t *)(void *)t->xs + (size_t)l * t->o.max_tokens * t->m->cfg.dim;
+}
+
+/* Where layer l's forward pass writes its output, the next layer's input. */
+static float *output_of(const pp_trainer *t, int l)
+{
+    return t->o.act16 ? t->xin : t->xs + (size_t)(l + 1) * t->o.max_tokens * t->m->cfg.dim;
+}
+
+/* Keeps x (n rows), the input of layer l, when act16: rounded to 16 bits
+ * into t->xs, and x itself replaced by the rounded values, so the layer
+ * computes from what its recomputation and backward pass will see. (In
+ * fp32 it is already in place: output_of.) */
+static void keep_input(pp_trainer *t, int l, float *x, int n)
+{
+    if (!t->o.act16) return;
+    size_t k = (size_t)n * t->m->cfg.dim;
+    t->be->ops->narrow(t->be, input16(t, l), x, k);
+    t->be->ops->widen(t->be, x, input16(t, l), k);
+}
+
 /* Layer l forward from a->x_in; writes the next layer's input to next
  * unless it is NULL (a recomputation). */
 static void layer_forward(pp_trainer *t, int l, acts *a, int n, float *next, int train)
@@ -284,16 +315,19 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     t->n_rec = n_rec;
     if (n == 0) return PP_OK;
     int hd = c->head_dim, H = c->n_heads, KV = c->n_kv_heads;
-    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden, T = (size_t)t->o.max_tokens;
+    size_t dim = (size_t)c->dim, hid = (size_t)c->hidden;
 
     /* forward, keeping what the backward pass needs */
     acts a;
-    op->embed(be, t->xs, &m->embed, t->tok, n);
+    float *x0 = output_of(t, -1);
+    op->embed(be, x0, &m->embed, t->tok, n);
+    keep_input(t, 0, x0, n);
     for (int l = 0; l < c->n_layers; l++) {
         carve(t, l, &a);
-        layer_forward(t, l, &a, n, t->xs + (size_t)(l + 1) * T * dim, backward);
+        layer_forward(t, l, &a, n, output_of(t, l), backward);
+        keep_input(t, l + 1, output_of(t, l), n);
     }
-    float *fin = t->xs + (size_t)c->n_layers * T * dim;
+    float *fin = output_of(t, c->n_layers - 1);
     op->rmsnorm_train(be, t->finb, t->finr, fin, &m->norm, n, c->norm_eps);
     /* logits only where there is a target: the prompt's rows need none */
     int count = 0;
@@ -333,14 +367,15 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     for (int l = c->n_layers - 1; l >= 0; l--) {
         const pp_llama_layer *L = &m->layers[l];
         carve(t, l, &a);
+        if (t->o.act16) op->widen(be, t->xin, input16(t, l), (size_t)n * dim);
         if (t->o.grad_checkpoint) layer_forward(t, l, &a, n, NULL, 1);
         /* the MLP branch: dx holds d(x_out) = d(x_mid) through the residual */
         op->zero(be, t->dh, (size_t)n * hid);
         linear_back(t, t->dh, t->dx, a.h, &L->w_down, n, l, PP_LORA_DOWN, a.xa[PP_LORA_DOWN], GW(layers[l].w_down));
-        op->swiglu_backward(be, t->dg, t->du, t->dh, a.g, a.u, (size_t)n * hid);
+        op->swiglu_backward(be, a.g, a.u, t->dh, a.g, a.u, (size_t)n * hid); /* in place: a.g, a.u become the gradients */
         op->zero(be, t->dxb, (size_t)n * dim);
-        linear_back(t, t->dxb, t->dg, a.xb2, &L->w_gate, n, l, PP_LORA_GATE, a.xa[PP_LORA_GATE], GW(layers[l].w_gate));
-        linear_back(t, t->dxb, t->du, a.xb2, &L->w_up, n, l, PP_LORA_UP, a.xa[PP_LORA_UP], GW(layers[l].w_up));
+        linear_back(t, t->dxb, a.g, a.xb2, &L->w_gate, n, l, PP_LORA_GATE, a.xa[PP_LORA_GATE], GW(layers[l].w_gate));
+        linear_back(t, t->dxb, a.u, a.xb2, &L->w_up, n, l, PP_LORA_UP, a.xa[PP_LORA_UP], GW(layers[l].w_up));
         op->rmsnorm_backward(be, t->dx, GD(layers[l].ffn_norm), t->dxb, a.x_mid, a.rstd2, &L->ffn_norm, n);
         /* the attention branch: dx now holds d(x_mid) = d(x_in) through the residual */
         op->zero(be, t->datt, (size_t)n * H * hd);

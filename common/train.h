@@ -27,6 +27,9 @@ typedef struct pp_train_opts {
     int logit_rows;         /* the output layer and the loss this many rows at a time (0: all at once) */
     int attention_lse;      /* keep each attention row's log-sum-exp, not its probabilities (backend.h;
                              * backends with ops.lse_attention): (heads, T) floats a layer, not (heads, T, len) */
+    int act16;              /* keep each layer's input in 16 bits (bf16, or fp16 in PP_PREC_FP16: ops.narrow),
+                             * not fp32; the layer computes from the rounded value, so a recomputation
+                             * sees what the forward pass saw */
 } pp_train_opts;
 
 typedef struct pp_trainer {
@@ -38,11 +41,15 @@ typedef struct pp_trainer {
     const pp_llama *grad;   /* full training: the weights' gradients, shaped as the model (full.h); NULL: frozen */
     float *mem;             /* activations and their gradients: one allocation */
     size_t layer_floats;    /* the activations one layer keeps (its input aside) */
-    float *xs;              /* (n_layers + 1, max_tokens, dim): every layer's input, then the final norm's */
+    float *xs;              /* (n_layers + 1, max_tokens, dim): every layer's input, then the final norm's;
+                             * with act16 in 16 bits (void *), and the layer at work reads its input in xin */
+    float *xin;             /* act16: (max_tokens, dim) the input of the layer at work, widened */
     float *finb, *finr, *logits;  /* final norm output and rstd; logits (logit_rows or max_tokens, vocab) */
     float *tmp;             /* (max_tokens, dim) scratch */
     float *finc;            /* (max_tokens, dim) the final norm's rows that have a target */
-    float *dx, *dxb, *dq, *dk, *dv, *datt, *dg, *du, *dh, *dxa, *xd; /* gradients; xd: dropped-out input */
+    float *dx, *dxb, *dq, *dk, *dv, *datt, *dh, *dxa; /* gradients (the gate's and up's are written over
+                                                         * their activations) */
+    float *xd;              /* dropped-out input (with dropout only) */
     int32_t *targets;       /* (max_tokens) */
     uint32_t *tok;          /* (max_tokens) the packed micro-batch */
     int n_rec, *starts, *lens; /* its records */

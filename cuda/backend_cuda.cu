@@ -6,9 +6,11 @@
  * to fp32 in a scratch buffer), or cublasGemmEx on bf16/fp16 operands (a
  * weight stored in that type used as it is, any other widened per product
  * a block of rows at a time: QLoRA's dequantization per layer) with fp32
- * accumulation and output. The other training operations
- * (train.cu) are fp32, the CPU backend's arithmetic; host index arrays
- * (ids, targets, rows) are copied in per call. */
+ * accumulation and output; a double-quantized weight's absmax values are
+ * decoded inside those kernels (weight.cuh). The other training operations
+ * (train.cu) are fp32, the CPU backend's arithmetic; narrow/widen keep
+ * activations in 16 bits between them; host index arrays (ids, targets,
+ * rows) are copied in per call. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ typedef struct cu {
     int32_t *tg;            /* targets or row indices */
     size_t tgcap;
     double *part;           /* sumsq's partial sums (PP_CUDA_SUMSQ_BLOCKS) */
+    float *dyn;             /* double quantization's 256-value map */
     size_t chunk;           /* values of a weight widened at once (PP_CUDA_CHUNK, $PP_CUDA_WIDEN_MAX for tests) */
     pp_cuda_host host;
     pp_backend *be;         /* be->peak_bytes: the most device memory in use seen after an allocation */
@@ -433,6 +436,18 @@ static void cu_dropout(pp_backend *be, float *out, const float *x, size_t n, uin
     pp_cuda_dropout(out, x, n, key, thr, scale, acc, C(be)->stream);
 }
 
+static void cu_narrow(pp_backend *be, void *dst, const float *src, size_t n)
+{
+    if (f16(be)) pp_cuda_to_f16((__half *)dst, src, n, C(be)->stream);
+    else pp_cuda_to_bf16((__nv_bfloat16 *)dst, src, n, C(be)->stream);
+}
+
+static void cu_widen(pp_backend *be, float *dst, const void *src, size_t n)
+{
+    if (f16(be)) pp_cuda_from_f16(dst, (const __half *)src, n, C(be)->stream);
+    else pp_cuda_from_bf16(dst, (const __nv_bfloat16 *)src, n, C(be)->stream);
+}
+
 static double cu_sumsq(pp_backend *be, const float *x, size_t n)
 {
     cu *c = C(be);
@@ -467,6 +482,7 @@ static void cu_destroy(pp_backend *be)
         cudaFree(c->loss);
         cudaFree(c->tg);
         cudaFree(c->part);
+        cudaFree(c->dyn);
         free(c->hloss);
         if (c->blas) cublasDestroy(c->blas);
         if (c->stream) cudaStreamDestroy(c->stream);
@@ -479,7 +495,7 @@ static const pp_backend_ops cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_upload, cu_download, cu_reserve, cu_embed, cu_rmsnorm, cu_matmul, cu_rope, cu_attention,
     cu_swiglu, cu_add, cu_gemm, cu_matmul_dx, cu_rmsnorm_train, cu_rmsnorm_backward, cu_rope_backward,
     cu_attention_train, cu_attention_backward, cu_swiglu_backward, cu_cross_entropy, cu_embed_backward,
-    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0, 1,
+    cu_zero, cu_copyf, cu_rows, cu_dropout, cu_narrow, cu_widen, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0, 1,
 };
 
 extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const pp_cuda_host *host)
@@ -508,7 +524,9 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     PP_CUBLAS(cublasCreate(&c->blas));
     PP_CUBLAS(cublasSetStream(c->blas, c->stream));
-    pp_cuda_set_codes(host->nf4_code, host->fp4_code);
+    PP_CUDA(cudaMalloc((void **)&c->dyn, 256 * sizeof *c->dyn));
+    PP_CUDA(cudaMemcpy(c->dyn, host->dyn_code, 256 * sizeof *c->dyn, cudaMemcpyHostToDevice));
+    pp_cuda_set_codes(host->nf4_code, host->fp4_code, c->dyn);
     be->ops = &cuda_ops;
     be->threads = 1;
     be->priv = c;

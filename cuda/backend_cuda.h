@@ -15,6 +15,7 @@ extern "C" {
 typedef struct pp_cuda_host {
     pp_status (*fail)(pp_status s, const char *fmt, ...); /* pp_fail */
     const float *nf4_code, *fp4_code;                   /* pp_quant_code4 tables (16 values each) */
+    const float *dyn_code;                              /* pp_quant_dynamic_map (256 values) */
     int verbose;                                          /* print the device and memory */
 } pp_cuda_host;
 

@@ -1,5 +1,5 @@
 /* dequant.cu: stored weights widened to bf16, fp16 or fp32 on the device,
- * and fp32 activations narrowed to bf16 or fp16; one element per thread,
+ * and fp32 activations narrowed to bf16 or fp16 and back; one element per thread,
  * grid-stride (memory-bound). */
 #include "check.h"
 #include "kernels.h"
@@ -7,9 +7,10 @@
 
 static pp_codes codes;
 
-extern "C" void pp_cuda_set_codes(const float *nf4, const float *fp4)
+extern "C" void pp_cuda_set_codes(const float *nf4, const float *fp4, const float *dyn)
 {
     for (int i = 0; i < 16; i++) codes.c[0][i] = nf4[i], codes.c[1][i] = fp4[i];
+    codes.dyn = dyn;
 }
 
 const pp_codes *pp_cuda_codes(void) { return &codes; }
@@ -37,7 +38,7 @@ template <typename T> static __global__ void widen4(T *out, pp_weight w, size_t 
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n16; k += (size_t)gridDim.x * blockDim.x) {
         size_t g = g0 + k;
         uint2 b = q[g];
-        float a = w.absmax[g * 16 / (size_t)w.blocksize];
+        float a = pp_absmax(cd, w, g * 16 / (size_t)w.blocksize);
         const unsigned char *c = (const unsigned char *)&b;
         T v[16];
 #pragma unroll
@@ -102,4 +103,27 @@ extern "C" void pp_cuda_to_f16(__half *out, const float *x, size_t n, cudaStream
     if (!n) return;
     PP_LAUNCH(narrow<__half>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
     PP_LAUNCHED("to f16");
+}
+
+static __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+static __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+
+template <typename T> static __global__ void widen16(float *out, const T *x, size_t n)
+{
+    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
+        out[k] = to_f32(x[k]);
+}
+
+extern "C" void pp_cuda_from_bf16(float *out, const __nv_bfloat16 *x, size_t n, cudaStream_t s)
+{
+    if (!n) return;
+    PP_LAUNCH(widen16<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
+    PP_LAUNCHED("from bf16");
+}
+
+extern "C" void pp_cuda_from_f16(float *out, const __half *x, size_t n, cudaStream_t s)
+{
+    if (!n) return;
+    PP_LAUNCH(widen16<__half>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
+    PP_LAUNCHED("from f16");
 }

@@ -63,7 +63,7 @@ template <int N> static __global__ void gemv(float *out, const float *x, pp_weig
         const uint4 *p = (const uint4 *)((const unsigned char *)w.data + at / 2);
         for (int c = lane * 32; c < cols; c += 32 * 32) {
             uint4 q = __ldg(p + c / 32);
-            float a = __ldg(w.absmax + (at + c) / w.blocksize);
+            float a = pp_absmax(cd, w, (at + c) / w.blocksize);
             const unsigned char *b = (const unsigned char *)&q;
             for (int j = 0; j < 16; j++) {
                 v[2 * j] = pp_code(cd, w, b[j] >> 4) * a;
@@ -78,7 +78,7 @@ template <int N> static __global__ void gemv(float *out, const float *x, pp_weig
         const uint4 *p = (const uint4 *)((const signed char *)w.data + at);
         for (int c = lane * 16; c < cols; c += 32 * 16) {
             uint4 q = __ldg(p + c / 16);
-            float a = __ldg(w.absmax + (at + c) / w.blocksize) / 127.0f;
+            float a = pp_absmax(cd, w, (at + c) / w.blocksize) / 127.0f;
             const signed char *b = (const signed char *)&q;
             for (int j = 0; j < 16; j++) v[j] = (float)b[j] * a;
             fma_x<N>(acc, x, cols, n, c, v, 16);

@@ -15,8 +15,9 @@
 extern "C" {
 #endif
 
-/* dequant.cu: the 16-value code tables of NF4 and FP4 into constant memory. */
-void pp_cuda_set_codes(const float *nf4, const float *fp4);
+/* dequant.cu: the 16-value code tables of NF4 and FP4 into constant memory,
+ * with the device copy of double quantization's 256-value map. */
+void pp_cuda_set_codes(const float *nf4, const float *fp4, const float *dyn);
 /* Rows row0..row0+rows-1 of w widened to bf16, fp16 or fp32 (out: rows * cols). */
 void pp_cuda_widen_bf16(__nv_bfloat16 *out, const pp_weight *w, int row0, int rows, cudaStream_t s);
 void pp_cuda_widen_f16(__half *out, const pp_weight *w, int row0, int rows, cudaStream_t s);
@@ -24,6 +25,9 @@ void pp_cuda_widen_f32(float *out, const pp_weight *w, int row0, int rows, cudaS
 /* x (n) fp32 to bf16 or fp16 (rounded to nearest; beyond ±65504, ±inf). */
 void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s);
 void pp_cuda_to_f16(__half *out, const float *x, size_t n, cudaStream_t s);
+/* x (n) bf16 or fp16 to fp32 (exact). */
+void pp_cuda_from_bf16(float *out, const __nv_bfloat16 *x, size_t n, cudaStream_t s);
+void pp_cuda_from_f16(float *out, const __half *x, size_t n, cudaStream_t s);
 
 /* gemv.cu: out (n, rows) (+)= x (n, cols) · Wᵀ reading W in its stored form,
  * for n <= PP_CUDA_GEMV_MAX rows of x; returns 0 when w's layout needs the

@@ -115,9 +115,10 @@ extern "C" void pp_cuda_softmax_backward(float *ds, const float *p, int n, int n
 static __global__ void swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float sg = 1.0f / (1.0f + expf(-g[i])), silu = g[i] * sg;
-        du[i] = dh[i] * silu;
-        dg[i] = dh[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+        float gi = g[i], ui = u[i], d = dh[i]; /* all read first: dg may be g, du may be u */
+        float sg = 1.0f / (1.0f + expf(-gi)), silu = gi * sg;
+        du[i] = d * silu;
+        dg[i] = d * ui * sg * (1.0f + gi * (1.0f - sg));
     }
 }
 

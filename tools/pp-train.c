@@ -210,11 +210,14 @@ typedef struct run {
  * them, for the backward pass's batched products. */
 #define PP_LSE_FROM 1024
 
-/* The trainer's settings on a GPU (a run's, and its dry run's plan). */
-static void gpu_opts(pp_train_opts *to, int longest)
+/* The trainer's settings on a GPU (a run's, and its dry run's plan): in
+ * bf16 or fp16 the layers' inputs are kept in that type, as the products
+ * see them. */
+static void gpu_opts(pp_train_opts *to, int longest, pp_precision p)
 {
     to->logit_rows = PP_LOGIT_ROWS;
     to->attention_lse = longest > PP_LSE_FROM;
+    to->act16 = p == PP_PREC_BF16 || p == PP_PREC_FP16;
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -1003,7 +1006,7 @@ int main(int argc, char **argv)
     to = (pp_train_opts){.max_tokens = (int)a->batch * R.longest, .max_len = R.longest, .grad_checkpoint = a->grad_ckpt,
                          .dropout = (float)a->dropout, .seed = a->seed};
     if (a->dry_run) {
-        if (a->device && !strncmp(a->device, "cuda", 4)) gpu_opts(&to, R.longest);
+        if (a->device && !strncmp(a->device, "cuda", 4)) gpu_opts(&to, R.longest, a->precision ? a->precision : PP_PREC_BF16);
         s = dry_run(&R, &to);
         if (s != PP_OK) goto fail;
         goto out;
@@ -1062,7 +1065,7 @@ int main(int argc, char **argv)
     R.loss_scale = R.be->precision == PP_PREC_FP16 ? 65536.0f : 1.0f;
     const char *inject = getenv("PP_TRAIN_OVERFLOW_AT");
     if (inject && pp_cli_u64(inject, 1, UINT64_MAX, &R.overflow_at)) R.overflow_at = 0;
-    if (!R.be->ops->host_memory) gpu_opts(&to, R.longest);
+    if (!R.be->ops->host_memory) gpu_opts(&to, R.longest, R.be->precision);
     /* with --full the weights go to the device with their gradients, below (after a resume) */
     if ((!a->full && (s = pp_llama_to_backend(&R.m, R.be)) != PP_OK) ||
         (s = pp_trainer_init(&R.t, &R.m, R.be, &R.l, &to)) != PP_OK ||

@@ -87,18 +87,25 @@ static void cmp_dev(const char *name, const float *d, const float *want, size_t 
 }
 
 /* A weight of type t (rows, cols) from values v, on the host (hw) and the
- * device (dw); returns the host allocations to free. */
+ * device (dw); returns the host allocations to free. With nested_weights,
+ * a 4-bit type's absmax values are double-quantized: the host gets them
+ * resolved (as llama.c loads them), the device as stored (absq). */
 typedef struct wpair {
     pp_weight hw, dw;
     void *hdata, *ddata;
     float *habs, *dabs;
+    uint8_t *hq;
+    void *dq;
+    float *hnest, *dnest;
 } wpair;
+
+static int nested_weights;
 
 static void make_weight(wpair *p, pp_wtype t, int rows, int cols, const float *v, int blocksize)
 {
     memset(p, 0, sizeof *p);
     size_t n = (size_t)rows * cols, bytes = 0, nb = (n + blocksize - 1) / blocksize;
-    p->hw = (pp_weight){t, rows, cols, t >= PP_W_NF4 ? blocksize : 0, NULL, NULL};
+    p->hw = (pp_weight){.type = t, .rows = rows, .cols = cols, .blocksize = t >= PP_W_NF4 ? blocksize : 0};
     switch (t) {
     case PP_W_F32: bytes = 4 * n, p->hdata = malloc(bytes), memcpy(p->hdata, v, bytes); break;
     case PP_W_BF16:
@@ -111,6 +118,17 @@ static void make_weight(wpair *p, pp_wtype t, int rows, int cols, const float *v
     case PP_W_FP4:
         bytes = (n + 1) / 2, p->hdata = malloc(bytes), p->habs = malloc(nb * sizeof(float));
         pp_quant4(p->hdata, p->habs, v, n, blocksize, t == PP_W_NF4 ? PP_Q_NF4 : PP_Q_FP4);
+        if (nested_weights) {
+            size_t nn = (nb + PP_NESTED_BLOCKSIZE - 1) / PP_NESTED_BLOCKSIZE;
+            float off;
+            p->hq = malloc(nb), p->hnest = malloc(nn * sizeof(float));
+            pp_quant_nested(p->hq, p->hnest, &off, p->habs, nb);
+            pp_dequant_nested(p->habs, p->hq, p->hnest, off, nb);
+            p->dq = gpu->ops->alloc(gpu, nb);
+            gpu->ops->upload(gpu, p->dq, p->hq, nb);
+            p->dnest = dev(p->hnest, nn);
+            p->dw.absq = p->dq, p->dw.absnest = p->dnest, p->dw.absoff = off;
+        }
         break;
     case PP_W_INT8:
         bytes = n, p->hdata = malloc(bytes), p->habs = malloc(nb * sizeof(float));
@@ -118,11 +136,15 @@ static void make_weight(wpair *p, pp_wtype t, int rows, int cols, const float *v
         break;
     }
     p->hw.data = p->hdata, p->hw.absmax = p->habs;
+    pp_weight nested = p->dw;
     p->dw = p->hw;
     p->ddata = gpu->ops->alloc(gpu, bytes);
     gpu->ops->upload(gpu, p->ddata, p->hdata, bytes);
     p->dw.data = p->ddata;
-    if (p->habs) {
+    if (nested.absq) {
+        p->dw.absmax = NULL;
+        p->dw.absq = nested.absq, p->dw.absnest = nested.absnest, p->dw.absoff = nested.absoff;
+    } else if (p->habs) {
         p->dabs = dev(p->habs, nb);
         p->dw.absmax = p->dabs;
     }
@@ -132,14 +154,66 @@ static void free_weight(wpair *p)
 {
     gpu->ops->free(gpu, p->ddata);
     gpu->ops->free(gpu, p->dabs);
+    gpu->ops->free(gpu, p->dq);
+    gpu->ops->free(gpu, p->dnest);
     free(p->hdata);
     free(p->habs);
+    free(p->hq);
+    free(p->hnest);
 }
 
 static const char *tname(pp_wtype t)
 {
     static const char *const n[] = {"f32", "f16", "bf16", "nf4", "fp4", "int8"};
     return n[t];
+}
+
+/* Double-quantized NF4 and FP4 decoded on the device exactly as the CPU
+ * resolves them: x the identity's first n rows, so out (n, rows) holds Wᵀ's
+ * first n rows, which fp32 products give exactly (the weight's own kernel
+ * for n <= 8, cuBLAS on the widened weight above) and bf16 products as W
+ * rounded to bf16 (widen4). Counted in values that differ. */
+static void check_nested(void)
+{
+    int rows = 300, cols = 512, bs = 64;
+    size_t nw = (size_t)rows * cols;
+    float *wv = randv(nw, 0.5f), *W = malloc(nw * sizeof *W);
+    static const pp_wtype ts[] = {PP_W_NF4, PP_W_FP4};
+    static const int ns[] = {8, 64};
+    for (int ti = 0; ti < 2; ti++) {
+        wpair w;
+        nested_weights = 1;
+        make_weight(&w, ts[ti], rows, cols, wv, bs);
+        nested_weights = 0;
+        pp_dequant4(W, w.hdata, w.habs, nw, bs, ts[ti] == PP_W_NF4 ? PP_Q_NF4 : PP_Q_FP4);
+        gpu->ops->reserve(gpu, nw, 16);
+        for (int pi = 0; pi < 2; pi++)
+            for (int ni = 0; ni < 2; ni++) {
+                int n = ns[ni];
+                gpu->precision = pi ? PP_PREC_BF16 : PP_PREC_FP32;
+                float *x = calloc((size_t)n * cols, sizeof *x);
+                for (int i = 0; i < n; i++) x[(size_t)i * cols + i] = 1.0f;
+                float *dx = dev(x, (size_t)n * cols), *dout = dev(NULL, (size_t)n * rows), *got = malloc((size_t)n * rows * 4);
+                gpu->ops->matmul(gpu, dout, dx, &w.dw, n, 0);
+                gpu->ops->download(gpu, got, dout, (size_t)n * rows * 4);
+                double bad = 0;
+                for (int i = 0; i < n; i++)
+                    for (int r = 0; r < rows; r++) {
+                        float want = W[(size_t)r * cols + i];
+                        if (pi) want = pp_bf16_to_f32(pp_f32_to_bf16(want));
+                        bad += memcmp(&want, got + (size_t)i * rows + r, 4) != 0;
+                    }
+                char name[96];
+                snprintf(name, sizeof name, "double-quant %s n=%d %s (values differing)", tname(ts[ti]), n,
+                         pi ? "bf16" : "fp32");
+                report(name, bad, 0);
+                gpu->ops->free(gpu, dx), gpu->ops->free(gpu, dout);
+                free(x), free(got);
+            }
+        free_weight(&w);
+    }
+    gpu->precision = PP_PREC_AUTO;
+    free(wv), free(W);
 }
 
 static void check_matmul(pp_wtype t, int n, int rows, int cols, int acc)
@@ -184,7 +258,7 @@ static void check_small_ops(void)
     char name[96];
     /* rmsnorm */
     float *x = randv((size_t)n * dim, 2), *g = randv(dim, 1), *want = malloc((size_t)n * dim * 4);
-    pp_weight hw = {PP_W_F32, 1, dim, 0, g, NULL}, dw = hw;
+    pp_weight hw = {.type = PP_W_F32, .rows = 1, .cols = dim, .data = g}, dw = hw;
     float *dg = dev(g, dim), *dx = dev(x, (size_t)n * dim), *dout = dev(NULL, (size_t)n * dim);
     dw.data = dg;
     cpu->ops->rmsnorm(cpu, want, x, &hw, n, 1e-5f);
@@ -274,7 +348,7 @@ static void check_train_ops(void)
     }
     /* rmsnorm_train and its backward (dx accumulates, dw accumulates) */
     float *x = randv(nd, 2), *g = randv(dim, 1), *out = malloc(nd * 4), *rstd = malloc((size_t)n * 4);
-    pp_weight hw = {PP_W_F32, 1, dim, 0, g, NULL}, dw = hw;
+    pp_weight hw = {.type = PP_W_F32, .rows = 1, .cols = dim, .data = g}, dw = hw;
     float *dg = dev(g, dim), *dx = dev(x, nd), *dout = dev(NULL, nd), *drstd = dev(NULL, (size_t)n);
     dw.data = dg;
     cpu->ops->rmsnorm_train(cpu, out, rstd, x, &hw, n, 1e-5f);
@@ -294,6 +368,10 @@ static void check_train_ops(void)
     gpu->ops->swiglu_backward(gpu, ddgate, ddup, ddy, dx, du, nd);
     cmp_dev("swiglu_backward dgate", ddgate, dgate, nd, 1e-6);
     cmp_dev("swiglu_backward dup", ddup, dup, nd, 1e-6);
+    gpu->ops->copy(gpu, ddgate, dx, nd), gpu->ops->copy(gpu, ddup, du, nd); /* in place, as the trainer calls it */
+    gpu->ops->swiglu_backward(gpu, ddgate, ddup, ddy, ddgate, ddup, nd);
+    cmp_dev("swiglu_backward in place dgate", ddgate, dgate, nd, 1e-6);
+    cmp_dev("swiglu_backward in place dup", ddup, dup, nd, 1e-6);
     /* rope_backward undoes rope */
     float *q = randv((size_t)n * qd, 1), *k = randv((size_t)n * kvd, 1);
     float *dq = dev(q, (size_t)n * qd), *dk = dev(k, (size_t)n * kvd);
@@ -397,6 +475,41 @@ static void check_train_ops(void)
     for (size_t i = 0; i < sizeof hb / sizeof *hb; i++) free(hb[i]);
 }
 
+/* narrow and widen (activations kept in 16 bits) bit for bit as the CPU
+ * backend's, in bf16 and fp16: ties to even, subnormals, fp16's overflow to
+ * inf, NaN. */
+static void check_narrow(void)
+{
+    static const pp_precision ps[] = {PP_PREC_BF16, PP_PREC_FP16};
+    size_t n = 4099;
+    float *x = randv(n, 4);
+    x[0] = 70000.0f, x[1] = -1e30f, x[2] = 3e-7f, x[3] = -6e-8f, x[4] = NAN, x[5] = 1.0f + 1.0f / 256; /* a bf16 tie */
+    x[6] = 1.0f + 3.0f / 2048; /* an fp16 tie */
+    for (size_t i = 7; i < 64; i++) x[i] *= 1e-5f;
+    uint16_t *h16 = malloc(n * 2), *g16 = malloc(n * 2);
+    float *hw = malloc(n * 4), *gw = malloc(n * 4), *dx = dev(x, n), *dw = dev(NULL, n);
+    void *d16 = gpu->ops->alloc(gpu, n * 2);
+    for (int i = 0; i < 2; i++) {
+        cpu->precision = gpu->precision = ps[i];
+        cpu->ops->narrow(cpu, h16, x, n);
+        cpu->ops->widen(cpu, hw, h16, n);
+        gpu->ops->narrow(gpu, d16, dx, n);
+        gpu->ops->widen(gpu, dw, d16, n);
+        gpu->ops->download(gpu, g16, d16, n * 2);
+        gpu->ops->download(gpu, gw, dw, n * 4);
+        double bad16 = 0, bad32 = 0;
+        for (size_t k = 0; k < n; k++) bad16 += g16[k] != h16[k], bad32 += memcmp(gw + k, hw + k, 4) != 0;
+        char name[96];
+        snprintf(name, sizeof name, "narrow %s (values differing)", pp_precision_name(ps[i]));
+        report(name, bad16, 0);
+        snprintf(name, sizeof name, "widen %s (values differing)", pp_precision_name(ps[i]));
+        report(name, bad32, 0);
+    }
+    cpu->precision = gpu->precision = PP_PREC_AUTO;
+    gpu->ops->free(gpu, d16), gpu->ops->free(gpu, dx), gpu->ops->free(gpu, dw);
+    free(x), free(h16), free(g16), free(hw), free(gw);
+}
+
 /* One LoRA step of the trainer on both backends: the loss and every
  * adapter gradient (all seven targets, B not zero so that A gets a
  * gradient too), on model, with dropout or without. */
@@ -425,10 +538,13 @@ static void check_lora_step(const char *model, float dropout, pp_precision prec)
     const uint32_t *tok[2] = {r0, r1};
     int len[2] = {40, 25}, plen[2] = {10, 3};
     /* in fp32 the device takes the loss 7 rows at a time and keeps attention's
-     * log-sum-exps (where it can), the CPU all rows at once and the probabilities */
+     * log-sum-exps (where it can), the CPU all rows at once and the
+     * probabilities; in bf16 or fp16 the device keeps the layers' inputs in
+     * that type (act16) */
     int fp32 = prec == PP_PREC_FP32;
-    pp_train_opts o = {96, 48, 0, dropout, 5, fp32 ? 7 : 0, fp32 && gpu->ops->lse_attention}, oc = o;
-    oc.logit_rows = 0, oc.attention_lse = 0;
+    pp_train_opts o = {96, 48, 0, dropout, 5, fp32 ? 7 : 0, fp32 && gpu->ops->lse_attention, !fp32 && prec != PP_PREC_AUTO},
+                  oc = o;
+    oc.logit_rows = 0, oc.attention_lse = 0, oc.act16 = 0;
     pp_trainer tc, tgp;
     double loss_c = 0, loss_g = 0;
     int nc = 0, ng = 0;
@@ -616,11 +732,13 @@ int main(int argc, char **argv)
         check_matmul(types[t], 77, 300, 512, 1);
     }
     check_matmul(PP_W_NF4, 1, 100, 96, 0); /* cols not a multiple of 64: the general path */
+    if (!gpu->ops->host_memory) check_nested();
     check_gemm(17, 33, 16, 0, 1, 0), check_gemm(17, 33, 16, 1, 0, 1), check_gemm(40, 8, 64, 0, 0, 1);
     check_gemm(8, 40, 64, 1, 1, 0.5f);
     check_small_ops();
     check_adapter("tests/fixtures/llama/tiny", "tests/fixtures/lora/peft-adapter");
     check_train_ops();
+    check_narrow();
     check_lora_step("tests/fixtures/llama/tiny", 0, PP_PREC_AUTO);
     check_lora_step("tests/fixtures/llama/tiny", 0.3f, PP_PREC_AUTO);
     if (!gpu->ops->host_memory) check_precision();

@@ -68,6 +68,14 @@ $BIN/pp-quantize -q -o $T/base.nf4 $M
 train qlora-cpu cpu -m $T/base.nf4
 train qlora-cuda cuda -m $T/base.nf4
 losses_close cuda_qlora_nf4_losses_near_cpu $T/qlora-cpu.jsonl $T/qlora-cuda.jsonl 6 1e-2
+# double quantization: the device decodes the absmax values as the CPU resolves them (fp32: the same losses; greedy
+# decoding, through the weight's own kernel: the same text)
+$BIN/pp-quantize -q --double-quant -o $T/base.nf4dq $M
+train qlora-dq-cpu cpu -m $T/base.nf4dq
+train qlora-dq-cuda cuda -m $T/base.nf4dq --precision fp32
+losses_close cuda_qlora_double_quant_fp32_as_cpu $T/qlora-dq-cpu.jsonl $T/qlora-dq-cuda.jsonl 6 1e-5
+check cuda_generate_double_quant_as_cpu "a=\$($BIN/pp-generate --device cpu -m $T/base.nf4dq --greedy --max-new-tokens 24 'Once upon a time') &&
+    b=\$($BIN/pp-generate --device cuda -m $T/base.nf4dq --greedy --max-new-tokens 24 'Once upon a time') && [ -n \"\$b\" ] && [ \"\$a\" = \"\$b\" ]"
 # --full: every weight and its gradient on the device, fp32: the CPU's losses; the model written is usable
 train full-cpu cpu -m $M --full --precision fp32
 train full-cuda cuda -m $M --full --precision fp32

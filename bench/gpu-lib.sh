@@ -3,7 +3,7 @@
 # (build/gpu-pack's tools when the pack is there, else bin/) and LD_LIBRARY_PATH (the pack's libraries, cuBLAS from torch's
 # wheels when there is no toolkit), and makes M: a random model with
 # Llama-2-7B's layer shape and LAYERS layers (bf16, bench/gpu_peer.py), the
-# Llama 2 tokenizer beside it, and its NF4 file M.nf4.
+# Llama 2 tokenizer beside it, and its NF4 file M.nf4 (QLoRA's: double quantization).
 mkdir -p "$OUT" "$W"
 BIN=bin
 # EMU=1: a dry run of the benchmark on the CUDA emulator and the CPU peer,
@@ -26,4 +26,4 @@ M=$W/llama7b-shape-$LAYERS${BENCH_SHAPE:+-$BENCH_SHAPE}
 for t in build/gpu-pack/models/llama2-tokenizer.model ../shared/models/llama2-tokenizer/tokenizer.model; do
     [ -s "$M/tokenizer.model" ] || { [ -r "$t" ] && cp "$t" "$M/tokenizer.model"; }
 done
-[ -s "$M.nf4" ] || "$BIN/pp-quantize" -q -t nf4 -o "$M.nf4" "$M" 2> "$OUT/quantize.err"
+[ -s "$M.nf4" ] || "$BIN/pp-quantize" -q -t nf4 --double-quant -o "$M.nf4" "$M" 2> "$OUT/quantize.err"

@@ -8,8 +8,9 @@
 # plus attention, against the GPU's measured bf16 matrix-product rate), peak
 # device memory, and the ratio to transformers + PEFT (bf16 LoRA, the same
 # shape, batch and GPU, in the same run). pp-train runs in its GPU default,
-# --precision bf16 (bf16 operands, fp32 accumulation and activations;
-# PRECISION=fp16 or fp32 to change it). Uses build/gpu-pack
+# --precision bf16 (bf16 operands and layer inputs, fp32 accumulation;
+# PRECISION=fp16 or fp32 to change it). Last, Llama-2-7B QLoRA's whole
+# device memory at batch 2 (a model of zeros from the pack). Uses build/gpu-pack
 # (tests/gpu/pack.sh) when present. Logs and the table go to $OUT (or
 # build/gpu-logs).
 set -eu
@@ -62,6 +63,22 @@ PY
         done
     done
 done
+# Llama-2-7B QLoRA's device memory, whole: the model of zeros (bench/zero_model.py, quantized
+# by tests/gpu/pack.sh) at batch 2 x T with gradient checkpointing; the peak is the device's
+# memory in use (CUDA context included), next to the dry run's plan (which leaves the context out)
+Z=build/gpu-pack/models/llama2-7b-zero.nf4dq
+if [ "${EMU:-0}" != 1 ] && [ -s "$Z" ]; then
+    rm -rf "$W/z"
+    plan=$("$BIN/pp-train" --dry-run --device cuda -m "$Z" -d "$W/train-$T.tok" --batch-size 2 --grad-checkpoint |
+        awk '/peak on the device/ { print $(NF-1) }')
+    if "$BIN/pp-train" -v --device cuda --precision "$PRECISION" -m "$Z" -d "$W/train-$T.tok" -o "$W/z" --batch-size 2 \
+        --grad-checkpoint --max-steps 3 --log "$OUT/qlora7b.jsonl" > /dev/null 2> "$OUT/qlora7b.err"; then
+        sed -n 's/.*"peak_device_bytes": \([0-9]*\).*/\1/p' "$W/z/pp-train.json" |
+            awk -v plan="$plan" -v T="$T" '{ printf "Llama-2-7B QLoRA (NF4, double quant), batch 2 x %s, --grad-checkpoint: peak device memory %.0f MiB = %.2f GB (target <= 6 GB; the plan %s MiB + the CUDA context)\n", T, $1 / 1048576, $1 / 1e9, plan }'
+    else
+        echo "Llama-2-7B QLoRA memory: pp-train failed ($(tail -n 1 "$OUT/qlora7b.err"))"
+    fi
+fi
 echo "GPU bf16 matrix products: $tflops TFLOP/s (8192^3, median of 10); model: Llama-2-7B layer shape, $LAYERS layers; T=$T"
 echo "pp: --precision $PRECISION; transformers + PEFT: bf16 LoRA r 16, AdamW, the same batch"
 [ "${EMU:-0}" = 1 ] && echo "EMU=1: a dry run on the CUDA emulator and the CPU, with a small model: these figures mean nothing"

@@ -100,9 +100,14 @@ typedef struct pp_backend_ops {
     void (*swiglu_backward)(pp_backend *be, float *dgate, float *dup, const float *dh, const float *gate, const float *up,
                             size_t n);
     /* Cross-entropy of rows of logits (n, vocab) against targets (n; -1 =
-     * no loss): returns the summed loss; logits are replaced by their
-     * gradient times scale (zero rows where there is no target). */
-    double (*cross_entropy)(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale);
+     * no loss): the rows' losses are added to the backend's loss sum
+     * (loss_sum); logits are replaced by their gradient times scale (zero
+     * rows where there is no target). */
+    void (*cross_entropy)(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale);
+    /* The losses cross_entropy added since the last call, summed in double;
+     * the sum starts again from 0. (A device backend's one wait for its
+     * work in a micro-batch: the loss is not read block by block.) */
+    double (*loss_sum)(pp_backend *be);
     /* dtable (vocab, dim) row ids[i] += dout row i: the embedding's gradient. */
     void (*embed_backward)(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim);
 

@@ -34,6 +34,7 @@ typedef struct cpu {
     size_t attcap;
     float *dp;              /* attention backward: a (seq, seq) matrix per thread, grown as needed */
     size_t dpcap;
+    double loss;            /* cross_entropy's sum since the last loss_sum */
 } cpu;
 
 static int grow(float **p, size_t *cap, size_t need)
@@ -714,7 +715,7 @@ __attribute__((target("avx2,fma"))) static double ce_row_avx2(float *l, int voca
 }
 #endif
 
-static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
+static void cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
 {
     double loss = 0;
 #if defined(__x86_64__)
@@ -737,7 +738,15 @@ static double cpu_cross_entropy(pp_backend *be, float *logits, const int32_t *ta
 #endif
         loss += ce_row(l, vocab, targets[i], scale);
     }
-    return loss;
+    ((cpu *)be->priv)->loss += loss;
+}
+
+static double cpu_loss_sum(pp_backend *be)
+{
+    cpu *c = be->priv;
+    double s = c->loss;
+    c->loss = 0;
+    return s;
 }
 
 static void cpu_destroy(pp_backend *be);
@@ -745,7 +754,7 @@ static void cpu_destroy(pp_backend *be);
 static const pp_backend_ops cpu_ops = {
     "cpu", cpu_alloc, cpu_free, cpu_copy, cpu_copy, cpu_reserve, cpu_embed, cpu_rmsnorm, cpu_matmul, cpu_rope, cpu_attention,
     cpu_swiglu, cpu_add, cpu_gemm, cpu_matmul_dx, cpu_rmsnorm_train, cpu_rmsnorm_backward, cpu_rope_backward,
-    cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_embed_backward,
+    cpu_attention_train, cpu_attention_backward, cpu_swiglu_backward, cpu_cross_entropy, cpu_loss_sum, cpu_embed_backward,
     cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_narrow, cpu_widen, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1, 0,
 };
 

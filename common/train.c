@@ -352,12 +352,15 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
         int nr = count - r0 < lr ? count - r0 : lr;
         const float *xr = t->finc + (size_t)r0 * dim;
         op->matmul(be, t->logits, xr, &m->lm_head, nr, 0);
-        *loss += op->cross_entropy(be, t->logits, t->targets + r0, nr, c->vocab, backward ? scale : 0.0f);
+        op->cross_entropy(be, t->logits, t->targets + r0, nr, c->vocab, backward ? scale : 0.0f);
         if (!backward) continue;
         op->matmul_dx(be, t->tmp + (size_t)r0 * dim, t->logits, &m->lm_head, nr);
         if (G) op->gemm(be, GD(lm_head), t->logits, xr, c->vocab, c->dim, nr, 1, 0, 1.0f, 1.0f);
     }
-    if (!backward) return PP_OK;
+    if (!backward) {
+        *loss += op->loss_sum(be);
+        return PP_OK;
+    }
 
     /* backward: t->dx is the gradient of the residual stream */
     op->zero(be, t->dx, (size_t)n * dim);
@@ -400,5 +403,6 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
     if (G) op->embed_backward(be, GD(embed), t->dx, t->tok, n, c->dim);
 #undef GW
 #undef GD
+    *loss += op->loss_sum(be); /* read last: a device runs the whole backward pass without waiting */
     return PP_OK;
 }

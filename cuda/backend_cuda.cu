@@ -32,9 +32,9 @@ typedef struct cu {
     size_t wfcap;
     float *ds;              /* attention_backward's (n_heads, n, n): dP, then dS */
     size_t dscap;
-    float *loss;            /* cross_entropy's per-row losses, device and host */
-    float *hloss;
-    size_t losscap, hlosscap;
+    float *loss;            /* cross_entropy's per-row losses */
+    size_t losscap;
+    double *losssum;        /* their sum since the last loss_sum */
     int32_t *tg;            /* targets or row indices */
     size_t tgcap;
     double *part;           /* sumsq's partial sums (PP_CUDA_SUMSQ_BLOCKS) */
@@ -389,24 +389,26 @@ static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float
     pp_cuda_swiglu_backward(dg, du, dh, g, u, n, C(be)->stream);
 }
 
-static double cu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
+/* The rows' losses go to c->loss, then are added in row order, in double,
+ * to c->losssum on the device: nothing waits until loss_sum. */
+static void cu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
 {
     cu *c = C(be);
-    if (n <= 0) return 0;
+    if (n <= 0) return;
     const int32_t *t = indices(c, targets, n);
     grow(c, (void **)&c->loss, &c->losscap, (size_t)n, sizeof *c->loss);
-    if ((size_t)n > c->hlosscap) {
-        free(c->hloss);
-        c->hloss = (float *)malloc((size_t)n * sizeof *c->hloss);
-        c->hlosscap = c->hloss ? (size_t)n : 0;
-        if (!c->hloss) pp_cuda_die("malloc", __FILE__, __LINE__, "out of host memory");
-    }
     pp_cuda_cross_entropy(logits, c->loss, t, n, vocab, scale, c->stream);
-    PP_CUDA(cudaMemcpyAsync(c->hloss, c->loss, (size_t)n * sizeof *c->loss, cudaMemcpyDeviceToHost, c->stream));
+    pp_cuda_loss_add(c->losssum, c->loss, n, c->stream);
+}
+
+static double cu_loss_sum(pp_backend *be)
+{
+    cu *c = C(be);
+    double s = 0;
+    PP_CUDA(cudaMemcpyAsync(&s, c->losssum, sizeof s, cudaMemcpyDeviceToHost, c->stream));
+    PP_CUDA(cudaMemsetAsync(c->losssum, 0, sizeof *c->losssum, c->stream));
     PP_CUDA(cudaStreamSynchronize(c->stream));
-    double sum = 0; /* in row order, in double, as the CPU backend adds them */
-    for (int i = 0; i < n; i++) sum += c->hloss[i];
-    return sum;
+    return s;
 }
 
 static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
@@ -483,7 +485,7 @@ static void cu_destroy(pp_backend *be)
         cudaFree(c->tg);
         cudaFree(c->part);
         cudaFree(c->dyn);
-        free(c->hloss);
+        cudaFree(c->losssum);
         if (c->blas) cublasDestroy(c->blas);
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);
@@ -494,7 +496,7 @@ static void cu_destroy(pp_backend *be)
 static const pp_backend_ops cuda_ops = {
     "cuda", cu_alloc, cu_free, cu_upload, cu_download, cu_reserve, cu_embed, cu_rmsnorm, cu_matmul, cu_rope, cu_attention,
     cu_swiglu, cu_add, cu_gemm, cu_matmul_dx, cu_rmsnorm_train, cu_rmsnorm_backward, cu_rope_backward,
-    cu_attention_train, cu_attention_backward, cu_swiglu_backward, cu_cross_entropy, cu_embed_backward,
+    cu_attention_train, cu_attention_backward, cu_swiglu_backward, cu_cross_entropy, cu_loss_sum, cu_embed_backward,
     cu_zero, cu_copyf, cu_rows, cu_dropout, cu_narrow, cu_widen, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0, 1,
 };
 
@@ -524,6 +526,8 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     PP_CUBLAS(cublasCreate(&c->blas));
     PP_CUBLAS(cublasSetStream(c->blas, c->stream));
+    PP_CUDA(cudaMalloc((void **)&c->losssum, sizeof *c->losssum));
+    PP_CUDA(cudaMemset(c->losssum, 0, sizeof *c->losssum));
     PP_CUDA(cudaMalloc((void **)&c->dyn, 256 * sizeof *c->dyn));
     PP_CUDA(cudaMemcpy(c->dyn, host->dyn_code, 256 * sizeof *c->dyn, cudaMemcpyHostToDevice));
     pp_cuda_set_codes(host->nf4_code, host->fp4_code, c->dyn);

@@ -80,6 +80,8 @@ void pp_cuda_causal_softmax(float *p, int n, int n_heads, cudaStream_t s);
 void pp_cuda_softmax_backward(float *ds, const float *p, int n, int n_heads, float scale, cudaStream_t s);
 void pp_cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n,
                              cudaStream_t s);
+/* *sum (device, double) += loss[0..n) in row order. */
+void pp_cuda_loss_add(double *sum, const float *loss, int n, cudaStream_t s);
 void pp_cuda_cross_entropy(float *logits, float *loss, const int32_t *targets, int n, int vocab, float scale,
                            cudaStream_t s);
 void pp_cuda_embed_backward(float *dtable, const float *dout, const uint32_t *ids, int n, int dim, cudaStream_t s);

@@ -161,6 +161,21 @@ extern "C" void pp_cuda_cross_entropy(float *logits, float *loss, const int32_t 
     PP_LAUNCHED("cross_entropy");
 }
 
+/* *sum += loss[0..n) in order, in double (one thread: a few hundred values a call). */
+static __global__ void loss_add(double *sum, const float *loss, int n)
+{
+    double s = *sum;
+    for (int i = 0; i < n; i++) s += loss[i];
+    *sum = s;
+}
+
+extern "C" void pp_cuda_loss_add(double *sum, const float *loss, int n, cudaStream_t s)
+{
+    if (n <= 0) return;
+    PP_LAUNCH(loss_add, 1, 1, 0, s)(sum, loss, n);
+    PP_LAUNCHED("loss_add");
+}
+
 /* dtable row ids[i] += dout row i: a thread per column, the rows in order
  * (a token may repeat: its sum comes out the same every run, without atomics). */
 static __global__ void embed_backward(float *dtable, const float *dout, const uint32_t *ids, int n, int dim)

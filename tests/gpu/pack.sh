@@ -3,7 +3,8 @@
 # builds everything and gathers what the GPU self-test needs into
 # build/gpu-pack/ (stripped tools, the CUDA backend library, the test
 # program, the shared libraries the GPU machine may lack, the stories260K
-# model and its NF4 file), small enough to travel as one carried path:
+# model and its NF4 file, Llama-2-7B of zeros in NF4), small enough to
+# travel as one carried path:
 #
 #   sh tests/gpu/pack.sh
 #   then on the GPU machine, carrying build/gpu-pack:
@@ -33,4 +34,12 @@ if [ -r "$M/model.safetensors" ]; then
 fi
 T=../shared/models/llama2-tokenizer/tokenizer.model
 [ -r "$T" ] && cp "$T" "$P/models/llama2-tokenizer.model"
+# Llama-2-7B of zeros, NF4 with double quantization: under a megabyte compressed, for
+# bench/gpu-train.sh's 7B QLoRA memory (a sparse 13 GB directory first; 1.5 min here)
+if [ -r "$T" ]; then
+    Z=$(mktemp -d /tmp/pp-zero7b-XXXXXX)
+    python3 bench/zero_model.py "$Z" && cp "$T" "$Z/" &&
+        bin/pp-quantize -q --double-quant -o "$P/models/llama2-7b-zero.nf4dq" "$Z"
+    rm -rf "$Z"
+fi
 du -sh "$P"

@@ -413,12 +413,19 @@ static void check_train_ops(void)
         gpu->ops->free(gpu, fv);
     }
     /* cross_entropy: loss and gradient, a row without a target */
-    float *lg = randv((size_t)n * V, 4), *dlg = dev(lg, (size_t)n * V);
+    float *lg = randv((size_t)n * V, 4), *dlg = dev(lg, (size_t)n * V), *dlg2 = dev(lg, (size_t)n * V);
     int32_t tg[45];
     for (int i = 0; i < n; i++) tg[i] = i % 7 == 3 ? -1 : (i * 37) % V;
-    double lc = cpu->ops->cross_entropy(cpu, lg, tg, n, V, 0.25f), lgpu = gpu->ops->cross_entropy(gpu, dlg, tg, n, V, 0.25f);
+    cpu->ops->cross_entropy(cpu, lg, tg, n, V, 0.25f), gpu->ops->cross_entropy(gpu, dlg, tg, n, V, 0.25f);
+    double lc = cpu->ops->loss_sum(cpu), lgpu = gpu->ops->loss_sum(gpu);
     report("cross_entropy loss", fabs(lgpu - lc) / fabs(lc), 1e-6);
     cmp_dev("cross_entropy gradient", dlg, lg, (size_t)n * V, 1e-5);
+    /* the loss summed over calls (rows in two blocks), then from 0 again */
+    gpu->ops->cross_entropy(gpu, dlg2, tg, 20, V, 0.25f);
+    gpu->ops->cross_entropy(gpu, dlg2 + (size_t)20 * V, tg + 20, n - 20, V, 0.25f);
+    double l2 = gpu->ops->loss_sum(gpu), l3 = gpu->ops->loss_sum(gpu);
+    report("cross_entropy loss over two calls", fabs(l2 - lc) / fabs(lc) + fabs(l3), 1e-6);
+    gpu->ops->free(gpu, dlg2);
     /* embed_backward with a repeated id */
     uint32_t ids[45];
     for (int i = 0; i < n; i++) ids[i] = (uint32_t)((i * 13) % 40);

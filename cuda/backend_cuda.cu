@@ -20,12 +20,26 @@
 #include "check.h"
 #include "kernels.h"
 
+/* A large operand's 16-bit copy, kept while its source is unchanged (see
+ * operand16). */
+typedef struct held {
+    void *buf;
+    size_t cap;
+    const float *src;       /* NULL: empty */
+    size_t n;
+    int f16;
+    unsigned long long used; /* for the least recently used */
+} held;
+
 typedef struct cu {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
-    void *wb, *xb, *yb;     /* 16-bit copies (bf16 or fp16): a widened weight; the operands of a product */
+    void *wb, *xb, *yb;     /* 16-bit copies (bf16 or fp16): a widened weight; a small product's operands */
     size_t wbcap, xbcap, ybcap;
+    held op16[2];           /* large operands' copies */
+    size_t op16_min;        /* values from which an operand is held (PP_CUDA_HOLD_MIN, $PP_CUDA_HOLD_MIN for tests) */
+    unsigned long long clock;
     uint32_t *ids;          /* token ids for embed */
     size_t idcap;
     float *wf;              /* a weight widened to fp32 (matmul_dx) */
@@ -49,6 +63,10 @@ typedef struct cu {
  * output matrix in four. */
 #define PP_CUDA_CHUNK ((size_t)1 << 25)
 
+/* Operands of a product with at least this many values (an activation of
+ * a few hundred tokens) keep their 16-bit copy while unchanged. */
+#define PP_CUDA_HOLD_MIN ((size_t)1 << 20)
+
 static void note_peak(cu *c)
 {
     size_t fr = 0, tot = 0;
@@ -56,6 +74,28 @@ static void note_peak(cu *c)
 }
 
 static cu *C(pp_backend *be) { return (cu *)be->priv; }
+
+/* Products in bf16 or fp16 round their fp32 operands first, and the same
+ * activation is often an operand several times in a row: the input of q,
+ * k and v and of their adapters, a gradient for a weight and its adapter's
+ * two products. So the two most recently used large operands keep their
+ * 16-bit copies while nothing writes to them: a product drops the copies
+ * its output overlaps (forget), and every other operation that writes
+ * device memory drops them all (forget_all: simple and safe; the reuse is
+ * between consecutive products). */
+static void forget_all(cu *c)
+{
+    c->op16[0].src = c->op16[1].src = NULL;
+}
+
+static void forget(cu *c, const void *p, size_t bytes)
+{
+    for (int i = 0; i < 2; i++) {
+        held *h = &c->op16[i];
+        const char *a = (const char *)h->src, *b = (const char *)p;
+        if (h->src && a < b + bytes && b < a + h->n * sizeof(float)) h->src = NULL;
+    }
+}
 
 /* Grows a device buffer to n elements of size sz (contents not kept). */
 static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
@@ -75,6 +115,7 @@ static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
 
 static void *cu_alloc(pp_backend *be, size_t bytes)
 {
+    forget_all(C(be));
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         cudaGetLastError(); /* clear it: running out of memory is reported by the caller */
@@ -88,12 +129,13 @@ static void *cu_alloc(pp_backend *be, size_t bytes)
 
 static void cu_free(pp_backend *be, void *p)
 {
-    (void)be;
+    forget_all(C(be));
     if (p) PP_CUDA(cudaFree(p));
 }
 
 static void cu_upload(pp_backend *be, void *dst, const void *src, size_t bytes)
 {
+    forget_all(C(be));
     PP_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, C(be)->stream));
     PP_CUDA(cudaStreamSynchronize(C(be)->stream));
 }
@@ -139,12 +181,14 @@ static const uint32_t *device_ids(cu *c, const uint32_t *ids, int n)
 
 static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n)
 {
+    forget_all(C(be));
     cu *c = C(be);
     pp_cuda_embed(out, table, device_ids(c, ids, n), n, c->stream);
 }
 
 static void cu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, float eps)
 {
+    forget_all(C(be));
     pp_cuda_rmsnorm(out, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
 
@@ -161,6 +205,25 @@ static const void *narrowed(pp_backend *be, void **buf, size_t *cap, const float
     if (f16(be)) pp_cuda_to_f16((__half *)*buf, x, n, c->stream);
     else pp_cuda_to_bf16((__nv_bfloat16 *)*buf, x, n, c->stream);
     return *buf;
+}
+
+/* x (n values) as a 16-bit operand: its held copy, or rounded now (into
+ * the least recently used slot; small operands into *buf, not held). */
+static const void *operand16(pp_backend *be, void **buf, size_t *cap, const float *x, size_t n)
+{
+    cu *c = C(be);
+    if (n < c->op16_min) return narrowed(be, buf, cap, x, n);
+    held *h = NULL;
+    for (int i = 0; i < 2; i++)
+        if (c->op16[i].src == x && c->op16[i].n == n && c->op16[i].f16 == f16(be)) h = &c->op16[i];
+    if (!h) {
+        h = c->op16[0].used <= c->op16[1].used ? &c->op16[0] : &c->op16[1];
+        h->src = NULL;
+        narrowed(be, &h->buf, &h->cap, x, n);
+        h->src = x, h->n = n, h->f16 = f16(be);
+    }
+    h->used = ++c->clock;
+    return h->buf;
 }
 
 /* 1 when w is an operand as it is stored: fp32 in fp32, bf16 in bf16 (or
@@ -226,13 +289,14 @@ static void gemm_rm(pp_backend *be, float *Cm, const void *A, const void *B, int
 static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, int M, int N, int K, int ta, int tb,
                     float alpha, float beta)
 {
+    forget(C(be), Cm, (size_t)M * N * sizeof *Cm);
     if (!halves(be)) {
         gemm_rm(be, Cm, A, B, 0, M, N, K, ta, tb, alpha, beta);
         return;
     }
     cu *c = C(be);
-    const void *a = narrowed(be, &c->xb, &c->xbcap, A, (size_t)M * K);
-    const void *b = narrowed(be, &c->yb, &c->ybcap, B, (size_t)K * N);
+    const void *a = operand16(be, &c->xb, &c->xbcap, A, (size_t)M * K);
+    const void *b = operand16(be, &c->yb, &c->ybcap, B, (size_t)K * N);
     gemm_rm(be, Cm, a, b, 1, M, N, K, ta, tb, alpha, beta);
 }
 
@@ -242,10 +306,11 @@ static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, i
 static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
     cu *c = C(be);
+    forget(c, out, (size_t)n * w->rows * sizeof *out);
     /* (not in bf16/fp16: the gemv reads x in fp32, which those precisions round) */
     if (n <= PP_CUDA_GEMV_MAX && !halves(be) && pp_cuda_gemv(out, x, w, n, acc, c->stream)) return;
     int half = halves(be) || (be->precision == PP_PREC_AUTO && w->type != PP_W_F32), R = chunk_rows(c, w, half);
-    const void *xo = half ? narrowed(be, &c->xb, &c->xbcap, x, (size_t)n * w->cols) : x;
+    const void *xo = half ? operand16(be, &c->xb, &c->xbcap, x, (size_t)n * w->cols) : x;
     for (int r0 = 0; r0 < w->rows; r0 += R) {
         int nr = w->rows - r0 < R ? w->rows - r0 : R;
         gemm_ld(be, out + r0, w->rows, xo, w->cols, weight_rows(be, w, r0, nr, half), w->cols, half, n, nr, w->cols, 0, 1,
@@ -255,6 +320,7 @@ static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weigh
 
 static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
 {
+    forget_all(C(be));
     pp_cuda_rope(q, k, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
 
@@ -267,16 +333,22 @@ static void head_dim_fits(int hd)
 static void cu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
                          int n_heads, int n_kv, int hd)
 {
+    forget_all(C(be));
     head_dim_fits(hd);
     pp_cuda_attention(out, q, kc, vc, n, pos0, n_heads, n_kv, hd, C(be)->stream);
 }
 
 static void cu_swiglu(pp_backend *be, float *out, const float *gate, const float *up, size_t n)
 {
+    forget_all(C(be));
     pp_cuda_swiglu(out, gate, up, n, C(be)->stream);
 }
 
-static void cu_add(pp_backend *be, float *x, const float *y, size_t n) { pp_cuda_add(x, y, n, C(be)->stream); }
+static void cu_add(pp_backend *be, float *x, const float *y, size_t n)
+{
+    forget_all(C(be));
+    pp_cuda_add(x, y, n, C(be)->stream);
+}
 
 /* ------------------------------------------------------------- training */
 
@@ -290,8 +362,9 @@ static const int32_t *indices(cu *c, const int32_t *h, int n)
 static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n)
 {
     cu *c = C(be);
+    forget(c, dx, (size_t)n * w->cols * sizeof *dx);
     int half = halves(be), R = chunk_rows(c, w, half);
-    const void *dyo = half ? narrowed(be, &c->xb, &c->xbcap, dy, (size_t)n * w->rows) : dy;
+    const void *dyo = half ? operand16(be, &c->xb, &c->xbcap, dy, (size_t)n * w->rows) : dy;
     for (int r0 = 0; r0 < w->rows; r0 += R) {
         int nr = w->rows - r0 < R ? w->rows - r0 : R;
         const void *a = (const char *)dyo + (size_t)r0 * (half ? 2 : sizeof(float));
@@ -302,18 +375,21 @@ static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_we
 
 static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
 {
+    forget_all(C(be));
     pp_cuda_rmsnorm_train(out, rstd, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
 
 static void cu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                                 const pp_weight *w, int n)
 {
+    forget_all(C(be));
     pp_cuda_rmsnorm_backward(dx, dw, dy, x, rstd, (const float *)w->data, n, w->cols, C(be)->stream);
 }
 
 static void cu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
                              float theta)
 {
+    forget_all(C(be));
     pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
 
@@ -340,6 +416,7 @@ static void gemm_batched(pp_backend *be, float *Cm, long long ldc, long long sc,
 static void cu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
                                int n_heads, int n_kv, int hd)
 {
+    forget_all(C(be));
     if (n <= 0) return;
     if (be->attention_lse) { /* p holds (n_heads, n) log-sum-exps: attention.cu's flash-style kernels */
         head_dim_fits(hd);
@@ -361,6 +438,7 @@ static void cu_attention_train(pp_backend *be, float *out, float *p, const float
 static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
                                   const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
 {
+    forget_all(C(be));
     if (n <= 0) return;
     cu *c = C(be);
     if (be->attention_lse) {
@@ -386,6 +464,7 @@ static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *d
 static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,
                                size_t n)
 {
+    forget_all(C(be));
     pp_cuda_swiglu_backward(dg, du, dh, g, u, n, C(be)->stream);
 }
 
@@ -393,6 +472,7 @@ static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float
  * to c->losssum on the device: nothing waits until loss_sum. */
 static void cu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
 {
+    forget_all(C(be));
     cu *c = C(be);
     if (n <= 0) return;
     const int32_t *t = indices(c, targets, n);
@@ -413,39 +493,46 @@ static double cu_loss_sum(pp_backend *be)
 
 static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
 {
+    forget_all(C(be));
     cu *c = C(be);
     pp_cuda_embed_backward(dtable, dout, device_ids(c, ids, n), n, dim, c->stream);
 }
 
 static void cu_zero(pp_backend *be, float *p, size_t n)
 {
+    forget_all(C(be));
     if (n) PP_CUDA(cudaMemsetAsync(p, 0, n * sizeof *p, C(be)->stream));
 }
 
 static void cu_copyf(pp_backend *be, float *dst, const float *src, size_t n)
 {
+    forget_all(C(be));
     if (n) PP_CUDA(cudaMemcpyAsync(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice, C(be)->stream));
 }
 
 static void cu_rows(pp_backend *be, float *dst, const float *src, const int *rows, int count, int dim, int scatter)
 {
+    forget_all(C(be));
     cu *c = C(be);
     pp_cuda_rows(dst, src, (const int *)indices(c, (const int32_t *)rows, count), count, dim, scatter, c->stream);
 }
 
 static void cu_dropout(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc)
 {
+    forget_all(C(be));
     pp_cuda_dropout(out, x, n, key, thr, scale, acc, C(be)->stream);
 }
 
 static void cu_narrow(pp_backend *be, void *dst, const float *src, size_t n)
 {
+    forget_all(C(be));
     if (f16(be)) pp_cuda_to_f16((__half *)dst, src, n, C(be)->stream);
     else pp_cuda_to_bf16((__nv_bfloat16 *)dst, src, n, C(be)->stream);
 }
 
 static void cu_widen(pp_backend *be, float *dst, const void *src, size_t n)
 {
+    forget_all(C(be));
     if (f16(be)) pp_cuda_from_f16(dst, (const __half *)src, n, C(be)->stream);
     else pp_cuda_from_bf16(dst, (const __nv_bfloat16 *)src, n, C(be)->stream);
 }
@@ -462,10 +549,15 @@ static double cu_sumsq(pp_backend *be, const float *x, size_t n)
     return ss;
 }
 
-static void cu_scale(pp_backend *be, float *x, size_t n, float f) { pp_cuda_scale(x, n, f, C(be)->stream); }
+static void cu_scale(pp_backend *be, float *x, size_t n, float f)
+{
+    forget_all(C(be));
+    pp_cuda_scale(x, n, f, C(be)->stream);
+}
 
 static void cu_adamw(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6])
 {
+    forget_all(C(be));
     pp_cuda_adamw(p, g, m, v, n, n_decay, h, C(be)->stream);
 }
 
@@ -478,6 +570,8 @@ static void cu_destroy(pp_backend *be)
         cudaFree(c->wb);
         cudaFree(c->xb);
         cudaFree(c->yb);
+        cudaFree(c->op16[0].buf);
+        cudaFree(c->op16[1].buf);
         cudaFree(c->ids);
         cudaFree(c->wf);
         cudaFree(c->ds);
@@ -522,6 +616,8 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     c->host = *host;
     const char *cap = getenv("PP_CUDA_WIDEN_MAX");
     c->chunk = cap && atol(cap) > 0 ? (size_t)atol(cap) : PP_CUDA_CHUNK;
+    const char *hold = getenv("PP_CUDA_HOLD_MIN");
+    c->op16_min = hold && atol(hold) > 0 ? (size_t)atol(hold) : PP_CUDA_HOLD_MIN;
     c->be = be;
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     PP_CUBLAS(cublasCreate(&c->blas));

@@ -69,8 +69,9 @@ timeout 420 "$BIN/test_cuda" $models > "$OUT/test_cuda.log" 2>&1
 rc=$?
 cat "$OUT/test_cuda.log"
 row "test_cuda: $(tail -n 1 "$OUT/test_cuda.log")" "$([ $rc = 0 ] && echo ok || echo FAIL)"
-# the products with weights widened a few rows at a time (blocks of 5000 values)
-PP_CUDA_WIDEN_MAX=5000 timeout 120 "$BIN/test_cuda" tests/fixtures/llama/tiny > "$OUT/test_cuda_blocks.log" 2>&1
+# the products with weights widened a few rows at a time (blocks of 5000 values), every
+# operand's 16-bit copy held between products
+PP_CUDA_WIDEN_MAX=5000 PP_CUDA_HOLD_MIN=1 timeout 120 "$BIN/test_cuda" tests/fixtures/llama/tiny > "$OUT/test_cuda_blocks.log" 2>&1
 rc=$?
 row "test_cuda, weights in blocks: $(tail -n 1 "$OUT/test_cuda_blocks.log")" "$([ $rc = 0 ] && echo ok || echo FAIL)"
 

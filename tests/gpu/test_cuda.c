@@ -482,6 +482,48 @@ static void check_train_ops(void)
     for (size_t i = 0; i < sizeof hb / sizeof *hb; i++) free(hb[i]);
 }
 
+/* A large operand's 16-bit copy, held between products (backend_cuda.cu's
+ * operand16), is dropped when its source changes: x changed by an
+ * operation (add), overwritten by a product (gemm), uploaded again, or
+ * wanted in another precision; each product after a change must see the
+ * new x (x doubled each time: a stale copy would be off by half). */
+static void check_held_operands(void)
+{
+    int n = 2048, rows = 64, cols = 512; /* x: 2^20 values, PP_CUDA_HOLD_MIN */
+    size_t nx = (size_t)n * cols, ny = (size_t)n * rows;
+    float *wv = randv((size_t)rows * cols, 0.5f), *x = randv(nx, 1), *y = malloc(ny * sizeof *y);
+    float *a = randv((size_t)n * 16, 1), *b = randv((size_t)16 * cols, 1);
+    wpair w;
+    make_weight(&w, PP_W_BF16, rows, cols, wv, 64);
+    float *dx = dev(x, nx), *dy = dev(NULL, ny), *da = dev(a, (size_t)n * 16), *db = dev(b, (size_t)16 * cols);
+    gpu->ops->reserve(gpu, (size_t)rows * cols, 16);
+    gpu->precision = PP_PREC_BF16;
+    static const char *const what[] = {"first", "after add", "after a product wrote x", "after upload", "in fp16"};
+    for (int step = 0; step < 5; step++) {
+        if (step == 1) { /* x += x */
+            gpu->ops->add(gpu, dx, dx, nx);
+            for (size_t i = 0; i < nx; i++) x[i] += x[i];
+        } else if (step == 2) { /* x = 2 a b */
+            gpu->ops->gemm(gpu, dx, da, db, n, cols, 16, 0, 0, 2.0f, 0.0f);
+            cpu->ops->gemm(cpu, x, a, b, n, cols, 16, 0, 0, 2.0f, 0.0f);
+        } else if (step == 3) {
+            for (size_t i = 0; i < nx; i++) x[i] *= 2;
+            gpu->ops->upload(gpu, dx, x, nx * sizeof *x);
+        } else if (step == 4) {
+            gpu->precision = PP_PREC_FP16;
+        }
+        cpu->ops->matmul(cpu, y, x, &w.hw, n, 0);
+        gpu->ops->matmul(gpu, dy, dx, &w.dw, n, 0);
+        char name[96];
+        snprintf(name, sizeof name, "held operand: matmul %s", what[step]);
+        cmp_dev(name, dy, y, ny, step == 4 ? 3e-3 : 2e-2);
+    }
+    gpu->precision = PP_PREC_AUTO;
+    gpu->ops->free(gpu, dx), gpu->ops->free(gpu, dy), gpu->ops->free(gpu, da), gpu->ops->free(gpu, db);
+    free_weight(&w);
+    free(wv), free(x), free(y), free(a), free(b);
+}
+
 /* narrow and widen (activations kept in 16 bits) bit for bit as the CPU
  * backend's, in bf16 and fp16: ties to even, subnormals, fp16's overflow to
  * inf, NaN. */
@@ -746,6 +788,7 @@ int main(int argc, char **argv)
     check_adapter("tests/fixtures/llama/tiny", "tests/fixtures/lora/peft-adapter");
     check_train_ops();
     check_narrow();
+    if (!gpu->ops->host_memory) check_held_operands();
     check_lora_step("tests/fixtures/llama/tiny", 0, PP_PREC_AUTO);
     check_lora_step("tests/fixtures/llama/tiny", 0.3f, PP_PREC_AUTO);
     if (!gpu->ops->host_memory) check_precision();

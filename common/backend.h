@@ -35,6 +35,10 @@ typedef struct pp_weight {
     const float *absnest;   /* (blocks / PP_NESTED_BLOCKSIZE, rounded up) */
     float absoff;
 } pp_weight;
+/* A device backend may read a weight ahead of the operation that uses it
+ * (backend_cuda.cu widens the next block of a quantized weight while the
+ * last is multiplied): a weight's memory changes only through upload and
+ * adamw, or after free and alloc. */
 
 typedef struct pp_backend pp_backend;
 

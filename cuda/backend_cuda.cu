@@ -35,8 +35,17 @@ typedef struct cu {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
-    void *wb, *xb, *yb;     /* 16-bit copies (bf16 or fp16): a widened weight; a small product's operands */
-    size_t wbcap, xbcap, ybcap;
+    void *wb[2], *xb, *yb;  /* 16-bit copies (bf16 or fp16): blocks of a widened weight; a small product's operands */
+    size_t wbcap[2], xbcap, ybcap;
+    /* QLoRA's dequantization overlaps the products (widened, below): it runs on
+     * a second stream into wb[0] and wb[1] in turn */
+    int overlap;            /* 0: one buffer, on the stream ($PP_CUDA_OVERLAP=0) */
+    cudaStream_t side;
+    cudaEvent_t ready[2];   /* wb[b] widened (side) */
+    cudaEvent_t done[2];    /* the last product that read wb[b] (stream) */
+    cudaEvent_t mark;       /* the stream's work so far, for the side stream to wait on */
+    int side_stale;         /* a weight may have changed (upload, adamw, alloc, free) since the side stream last waited */
+    int wnext, wlast;       /* the buffer the next block goes to; the one the last went to */
     held op16[2];           /* large operands' copies */
     size_t op16_min;        /* values from which an operand is held (PP_CUDA_HOLD_MIN, $PP_CUDA_HOLD_MIN for tests) */
     unsigned long long clock;
@@ -59,9 +68,9 @@ typedef struct cu {
 } cu;
 
 /* A weight is widened for a product at most this many values at a time
- * (64 MiB in bf16): Llama 2's largest layer matrix in two blocks, its
- * output matrix in four. */
-#define PP_CUDA_CHUNK ((size_t)1 << 25)
+ * (32 MiB in bf16, twice: the block being multiplied and the next):
+ * Llama 2's attention matrices in one block, its MLP's in three. */
+#define PP_CUDA_CHUNK ((size_t)1 << 24)
 
 /* Operands of a product with at least this many values (an activation of
  * a few hundred tokens) keep their 16-bit copy while unchanged. */
@@ -116,6 +125,7 @@ static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
 static void *cu_alloc(pp_backend *be, size_t bytes)
 {
     forget_all(C(be));
+    C(be)->side_stale = 1;
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         cudaGetLastError(); /* clear it: running out of memory is reported by the caller */
@@ -130,12 +140,14 @@ static void *cu_alloc(pp_backend *be, size_t bytes)
 static void cu_free(pp_backend *be, void *p)
 {
     forget_all(C(be));
+    C(be)->side_stale = 1;
     if (p) PP_CUDA(cudaFree(p));
 }
 
 static void cu_upload(pp_backend *be, void *dst, const void *src, size_t bytes)
 {
     forget_all(C(be));
+    C(be)->side_stale = 1;
     PP_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, C(be)->stream));
     PP_CUDA(cudaStreamSynchronize(C(be)->stream));
 }
@@ -150,16 +162,17 @@ static pp_status cu_reserve(pp_backend *be, size_t weight_elems, int seq)
 {
     (void)seq; /* attention needs no scratch: its softmax is online */
     cu *c = C(be);
-    void *p = c->wb;
     if (weight_elems > c->chunk) weight_elems = c->chunk; /* weights are widened in blocks of rows */
-    if (weight_elems > c->wbcap) {
+    for (int b = 0; b < 1 + c->overlap; b++) {
+        void *p = c->wb[b];
+        if (weight_elems <= c->wbcap[b]) continue;
         if (p) PP_CUDA(cudaFree(p));
-        c->wb = NULL, c->wbcap = 0;
+        c->wb[b] = NULL, c->wbcap[b] = 0;
         if (cudaMalloc(&p, weight_elems * 2) != cudaSuccess) {
             cudaGetLastError();
             return c->host.fail(PP_E_NOMEM, "out of device memory for a %zu-value weight buffer", weight_elems);
         }
-        c->wb = p, c->wbcap = weight_elems;
+        c->wb[b] = p, c->wbcap[b] = weight_elems;
         note_peak(c);
     }
     return PP_OK;
@@ -245,7 +258,18 @@ static int chunk_rows(const cu *c, const pp_weight *w, int half)
 }
 
 /* Rows r0..r0+rows-1 of w as an operand: its own data (as_stored), or
- * widened to fp32 into c->wf, or to the 16-bit type into c->wb. */
+ * widened to fp32 into c->wf, or to the 16-bit type into c->wb[b].
+ *
+ * The 16-bit widening (QLoRA's dequantization, memory-bound) runs on the
+ * side stream, into the two buffers in turn, so that it overlaps the
+ * products (compute-bound) on the stream: block k+1 of a weight, or the
+ * next weight's first, is widened while block k is multiplied. The side
+ * stream waits for the last product that read a buffer before writing it
+ * again (done), the stream for a buffer's widening before reading it
+ * (ready), and the side stream for the stream's own work whenever a
+ * weight may have changed since (side_stale: upload, adamw, and alloc and
+ * free, which may reuse an address; backend.h). Each product from the
+ * buffer is followed by widened_done(). */
 static const void *weight_rows(pp_backend *be, const pp_weight *w, int r0, int rows, int half)
 {
     cu *c = C(be);
@@ -256,10 +280,33 @@ static const void *weight_rows(pp_backend *be, const pp_weight *w, int r0, int r
         pp_cuda_widen_f32(c->wf, w, r0, rows, c->stream);
         return c->wf;
     }
-    grow(c, &c->wb, &c->wbcap, n, 2);
-    if (f16(be)) pp_cuda_widen_f16((__half *)c->wb, w, r0, rows, c->stream);
-    else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb, w, r0, rows, c->stream);
-    return c->wb;
+    int b = c->wlast = c->wnext;
+    c->wnext = c->overlap ? !b : 0;
+    grow(c, &c->wb[b], &c->wbcap[b], n, 2);
+    cudaStream_t s = c->stream;
+    if (c->overlap) {
+        s = c->side;
+        if (c->side_stale) {
+            PP_CUDA(cudaEventRecord(c->mark, c->stream));
+            PP_CUDA(cudaStreamWaitEvent(s, c->mark, 0));
+            c->side_stale = 0;
+        }
+        PP_CUDA(cudaStreamWaitEvent(s, c->done[b], 0));
+    }
+    if (f16(be)) pp_cuda_widen_f16((__half *)c->wb[b], w, r0, rows, s);
+    else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb[b], w, r0, rows, s);
+    if (c->overlap) {
+        PP_CUDA(cudaEventRecord(c->ready[b], s));
+        PP_CUDA(cudaStreamWaitEvent(c->stream, c->ready[b], 0));
+    }
+    return c->wb[b];
+}
+
+/* After a product that read weight_rows's 16-bit block: its buffer is free
+ * once that product has run. */
+static void widened_done(cu *c, const pp_weight *w, int half)
+{
+    if (half && c->overlap && !as_stored(c, w, half)) PP_CUDA(cudaEventRecord(c->done[c->wlast], c->stream));
 }
 
 /* Row-major C (M, N) = alpha op(A) op(B) + beta C through column-major
@@ -315,6 +362,7 @@ static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weigh
         int nr = w->rows - r0 < R ? w->rows - r0 : R;
         gemm_ld(be, out + r0, w->rows, xo, w->cols, weight_rows(be, w, r0, nr, half), w->cols, half, n, nr, w->cols, 0, 1,
                 1.0f, acc ? 1.0f : 0.0f);
+        widened_done(c, w, half);
     }
 }
 
@@ -370,6 +418,7 @@ static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_we
         const void *a = (const char *)dyo + (size_t)r0 * (half ? 2 : sizeof(float));
         gemm_ld(be, dx, w->cols, a, w->rows, weight_rows(be, w, r0, nr, half), w->cols, half, n, w->cols, nr, 0, 0, 1.0f,
                 1.0f);
+        widened_done(c, w, half);
     }
 }
 
@@ -558,6 +607,7 @@ static void cu_scale(pp_backend *be, float *x, size_t n, float f)
 static void cu_adamw(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6])
 {
     forget_all(C(be));
+    C(be)->side_stale = 1;
     pp_cuda_adamw(p, g, m, v, n, n_decay, h, C(be)->stream);
 }
 
@@ -567,7 +617,9 @@ static void cu_destroy(pp_backend *be)
     if (c && c->host.verbose)
         fprintf(stderr, "pp: CUDA device %d: peak device memory in use %.1f MiB\n", c->device, be->peak_bytes / 1048576.0);
     if (c) {
-        cudaFree(c->wb);
+        if (c->side) cudaStreamSynchronize(c->side);
+        cudaFree(c->wb[0]);
+        cudaFree(c->wb[1]);
         cudaFree(c->xb);
         cudaFree(c->yb);
         cudaFree(c->op16[0].buf);
@@ -582,6 +634,11 @@ static void cu_destroy(pp_backend *be)
         cudaFree(c->losssum);
         if (c->blas) cublasDestroy(c->blas);
         if (c->stream) cudaStreamDestroy(c->stream);
+        if (c->side) {
+            cudaStreamDestroy(c->side);
+            for (int b = 0; b < 2; b++) cudaEventDestroy(c->ready[b]), cudaEventDestroy(c->done[b]);
+            cudaEventDestroy(c->mark);
+        }
         free(c);
     }
     free(be);
@@ -620,6 +677,17 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     c->op16_min = hold && atol(hold) > 0 ? (size_t)atol(hold) : PP_CUDA_HOLD_MIN;
     c->be = be;
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    const char *ov = getenv("PP_CUDA_OVERLAP");
+    c->overlap = !(ov && !strcmp(ov, "0"));
+    c->side_stale = 1;
+    if (c->overlap) {
+        PP_CUDA(cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking));
+        for (int b = 0; b < 2; b++) {
+            PP_CUDA(cudaEventCreateWithFlags(&c->ready[b], cudaEventDisableTiming));
+            PP_CUDA(cudaEventCreateWithFlags(&c->done[b], cudaEventDisableTiming));
+        }
+        PP_CUDA(cudaEventCreateWithFlags(&c->mark, cudaEventDisableTiming));
+    }
     PP_CUBLAS(cublasCreate(&c->blas));
     PP_CUBLAS(cublasSetStream(c->blas, c->stream));
     PP_CUDA(cudaMalloc((void **)&c->losssum, sizeof *c->losssum));

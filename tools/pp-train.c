@@ -562,14 +562,14 @@ static pp_status dry_run(run *R, const pp_train_opts *to)
     int gpu = R->a.device && !strncmp(R->a.device, "cuda", 4);
     pp_precision prec = R->a.precision ? R->a.precision : gpu ? PP_PREC_BF16 : PP_PREC_FP32;
     double scratch = 4.0 * big + 4.0 * (double)(R->a.threads ? R->a.threads : 1) * to->max_len;
-    if (gpu) { /* backend_cuda.cu's buffers: a block of a weight's rows in 16 bits, or fp32; the operands' 16-bit
+    if (gpu) { /* backend_cuda.cu's buffers: two blocks of a weight's rows in 16 bits, or one in fp32; the operands' 16-bit
                 * copies, two held ones from PP_CUDA_HOLD_MIN (2^20) values up and two for smaller ones (the
                 * largest: an activation or the logits' gradient); attention_backward's (heads, n, n) */
         double in_max = cfg.hidden > cfg.dim ? cfg.hidden : cfg.dim, T = to->max_tokens;
-        double chunk = big < 33554432.0 ? big : 33554432.0; /* PP_CUDA_CHUNK: weights widen in blocks of rows */
+        double chunk = big < 16777216.0 ? big : 16777216.0; /* PP_CUDA_CHUNK: weights widen in blocks of rows */
         double lr = to->logit_rows > 0 && to->logit_rows < T ? to->logit_rows : T, logit16 = lr * cfg.vocab;
         double op = logit16 > T * in_max ? logit16 : T * in_max, hold = 1048576.0;
-        scratch = (prec == PP_PREC_FP32 ? 4.0 : 2.0) * chunk + 4.0 * (op < hold ? op : hold) + (op >= hold ? 4.0 * op : 0) +
+        scratch = 4.0 * chunk + 4.0 * (op < hold ? op : hold) + (op >= hold ? 4.0 * op : 0) +
                   4.0 * cfg.n_heads * (double)to->max_len * (to->attention_lse ? 1 : to->max_len);
     }
     double total = (double)wbytes + 4.0 * n * 4 + act + scratch;

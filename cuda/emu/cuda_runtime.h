@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <functional>
 #include <tuple>
 #include <type_traits>
 
@@ -94,6 +95,9 @@ cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaEventCreate(cudaEvent_t *e);
+#define cudaEventDisableTiming 2u
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = 0);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
@@ -175,6 +179,10 @@ struct pp_emu_kernel {
     const char *name;
 };
 void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cudaStream_t s);
+/* 0 (and the launch's error set) when the configuration is over the limits */
+int pp_emu_launch_ok(dim3 grid, dim3 block, size_t shared);
+/* f now, or queued on a deferred stream (emu.cc: PP_EMU_DEFER) */
+void pp_emu_submit(cudaStream_t s, std::function<void()> f);
 /* a pointer argument must be NULL or in device memory */
 void pp_emu_check_arg(const void *p, const char *kernel, int index);
 
@@ -189,18 +197,26 @@ template <typename... P> struct pp_emu_launcher {
         static_assert(sizeof...(A) == sizeof...(P), "kernel argument count");
         int i = 0;
         ((check(a, i++)), ...);
-        struct ctx_t {
-            void (*k)(P...);
-            void *args;
-        };
-        auto args = std::make_tuple((P)a...);
-        ctx_t c = {k, &args};
-        pp_emu_kernel body = {[](void *v) {
-                                  ctx_t *c = (ctx_t *)v;
-                                  std::apply(c->k, *(decltype(args) *)c->args);
-                              },
-                              &c, name};
-        pp_emu_run(body, grid, block, shared, s);
+        if (!pp_emu_launch_ok(grid, block, shared)) return;
+        std::tuple<P...> args((P)a...);
+        void (*kf)(P...) = k;
+        dim3 g = grid, b = block;
+        size_t sh = shared;
+        cudaStream_t st = s;
+        const char *nm = name;
+        /* the arguments are copied: the launch may run later (a deferred stream) */
+        pp_emu_submit(s, [kf, args, g, b, sh, st, nm]() mutable {
+            struct ctx_t {
+                void (*k)(P...);
+                std::tuple<P...> *args;
+            } c = {kf, &args};
+            pp_emu_kernel body = {[](void *v) {
+                                      ctx_t *c = (ctx_t *)v;
+                                      std::apply(c->k, *c->args);
+                                  },
+                                  &c, nm};
+            pp_emu_run(body, g, b, sh, st);
+        });
     }
     template <typename T> void check(T a, int i)
     {

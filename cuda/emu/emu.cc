@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cblas.h>
+#include <functional>
 #include <map>
 #include <vector>
 
@@ -50,6 +51,48 @@ static void die(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     exit(70);
+}
+
+/* ------------------------------------------------------------ streams
+ *
+ * Work runs when it is submitted, in the order submitted, except on the
+ * stream that PP_EMU_DEFER names (N: the N-th stream created): its work
+ * waits in a queue until something waits for it (an event recorded after
+ * it, a synchronization, a synchronous call). Code that forgets to wait
+ * for another stream then reads what was not yet written; deferring each
+ * stream in turn tests each direction. */
+struct pp_emu_stream {
+    int deferred;
+    std::vector<std::function<void()>> q;
+    size_t done; /* of q, run */
+};
+struct pp_emu_event {
+    pp_emu_stream *s; /* recorded on a deferred stream: complete once s has run pos of its work */
+    size_t pos;
+    double ms;
+};
+static std::vector<pp_emu_stream *> streams;
+
+/* Runs s's queued work up to pos. */
+static void flush(pp_emu_stream *s, size_t pos)
+{
+    while (s->done < pos && s->done < s->q.size()) {
+        std::function<void()> f = std::move(s->q[s->done]);
+        s->done++;
+        f();
+    }
+}
+
+static void flush_all(void)
+{
+    for (auto *s : streams) flush(s, s->q.size());
+}
+
+/* Runs f now, or queues it on a deferred stream. */
+void pp_emu_submit(cudaStream_t s, std::function<void()> f)
+{
+    if (s && s->deferred) s->q.push_back(std::move(f));
+    else f();
 }
 
 /* ------------------------------------------------------------ memory */
@@ -135,6 +178,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 
 cudaError_t cudaFree(void *p)
 {
+    flush_all(); /* as the device synchronizes */
     if (!p) return cudaSuccess;
     auto it = allocs.find((uintptr_t)p);
     if (it == allocs.end()) return last_error = cudaErrorInvalidValue;
@@ -159,34 +203,52 @@ static void check_span(const void *p, size_t bytes, int dev, const char *what)
     if (!dev && r) die("%s: a host pointer expected, a device one given", what);
 }
 
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t)
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s)
 {
     int sd = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
     int dd = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
     if (kind == cudaMemcpyDefault) sd = is_dev(src), dd = is_dev(dst);
     check_span(src, bytes, sd, "cudaMemcpy source");
     check_span(dst, bytes, dd, "cudaMemcpy destination");
-    open_dev();
-    memmove(dst, src, bytes);
-    close_dev();
+    if (!sd && s && s->deferred) { /* host memory is read now (pageable memory is staged at the call) */
+        std::vector<char> copy((const char *)src, (const char *)src + bytes);
+        pp_emu_submit(s, [dst, copy] {
+            open_dev();
+            memcpy(dst, copy.data(), copy.size());
+            close_dev();
+        });
+        return cudaSuccess;
+    }
+    pp_emu_submit(s, [dst, src, bytes] {
+        open_dev();
+        memmove(dst, src, bytes);
+        close_dev();
+    });
     return cudaSuccess;
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
 {
+    flush_all();
     return cudaMemcpyAsync(dst, src, bytes, kind, 0);
 }
 
-cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t)
+cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s)
 {
     check_span(p, bytes, 1, "cudaMemset");
-    open_dev();
-    memset(p, v, bytes);
-    close_dev();
+    pp_emu_submit(s, [p, v, bytes] {
+        open_dev();
+        memset(p, v, bytes);
+        close_dev();
+    });
     return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void *p, int v, size_t bytes) { return cudaMemsetAsync(p, v, bytes, 0); }
+cudaError_t cudaMemset(void *p, int v, size_t bytes)
+{
+    flush_all();
+    return cudaMemsetAsync(p, v, bytes, 0);
+}
 
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
 {
@@ -235,35 +297,74 @@ const char *cudaGetErrorString(cudaError_t e)
     }
 }
 
-static char stream_token, event_tokens[64];
-static double event_ms[64];
-static int n_events;
 cudaError_t cudaStreamCreate(cudaStream_t *s)
 {
-    *s = (cudaStream_t)&stream_token;
+    const char *d = getenv("PP_EMU_DEFER");
+    *s = new pp_emu_stream{0, {}, 0};
+    streams.push_back(*s);
+    (*s)->deferred = d && atoi(d) == (int)streams.size();
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
-cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t *e)
+cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
-    *e = (cudaEvent_t)&event_tokens[n_events++ % 64];
+    if (s) flush(s, s->q.size()); /* (the stream object stays: its number is its identity) */
     return cudaSuccess;
 }
-cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t)
+cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    if (s) flush(s, s->q.size());
+    else flush_all();
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void)
+{
+    flush_all();
+    return cudaSuccess;
+}
+static double now_ms(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    event_ms[(char *)e - event_tokens] = t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *e)
+{
+    *e = new pp_emu_event{NULL, 0, 0};
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    if (s && s->deferred) {
+        pp_emu_submit(s, [e] { e->ms = now_ms(); });
+        e->s = s, e->pos = s->q.size();
+    } else {
+        e->s = NULL, e->ms = now_ms();
+    }
+    return cudaSuccess;
+}
+/* s waits for e: at once when s runs its work at once, else as s's next work */
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned)
+{
+    pp_emu_stream *es = e->s;
+    size_t pos = e->pos;
+    if (es) pp_emu_submit(s, [es, pos] { flush(es, pos); });
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e)
+{
+    if (e->s) flush(e->s, e->pos);
+    return cudaSuccess;
+}
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 {
-    *ms = (float)(event_ms[(char *)b - event_tokens] - event_ms[(char *)a - event_tokens]);
+    *ms = (float)(b->ms - a->ms);
     return cudaSuccess;
 }
 
@@ -533,14 +634,21 @@ static void run_block(int nt)
     }
 }
 
-void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cudaStream_t)
+int pp_emu_launch_ok(dim3 grid, dim3 block, size_t shared)
 {
     unsigned long nt = (unsigned long)block.x * block.y * block.z;
     if (!nt || nt > MAXT || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.x > 0x7fffffffu ||
         grid.y > 65535 || grid.z > 65535 || shared > (48u << 10)) {
         last_error = cudaErrorInvalidConfiguration;
-        return;
+        return 0;
     }
+    return 1;
+}
+
+void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cudaStream_t)
+{
+    unsigned long nt = (unsigned long)block.x * block.y * block.z;
+    if (!pp_emu_launch_ok(grid, block, shared)) return;
     for (int t = n_stacks; t < (int)nt; t++) { /* stacks made once, kept */
         /* a guard page below each stack: a kernel overflowing its stack faults */
         size_t pg = (size_t)sysconf(_SC_PAGESIZE);
@@ -577,15 +685,25 @@ void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cu
 
 /* ------------------------------------------------------------ cuBLAS */
 
-static char blas_token;
+struct pp_emu_blas {
+    cudaStream_t s; /* its products run on this stream */
+};
 cublasStatus_t cublasCreate(cublasHandle_t *h)
 {
     openblas_set_num_threads(1); /* the emulator is one thread; idle BLAS threads would spin beside it */
-    *h = (cublasHandle_t)&blas_token;
+    *h = (cublasHandle_t) new pp_emu_blas{NULL};
     return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasDestroy(cublasHandle_t) { return CUBLAS_STATUS_SUCCESS; }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasDestroy(cublasHandle_t h)
+{
+    delete (pp_emu_blas *)h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s)
+{
+    ((pp_emu_blas *)h)->s = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
 const char *cublasGetStatusString(cublasStatus_t s)
 {
@@ -629,8 +747,14 @@ static float *widen(const void *p, cudaDataType t, int rows, int cols, int ld, s
     return f;
 }
 
-static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
-                           const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
+static void gemm_run(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
+                     cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, float beta, void *C,
+                     cudaDataType ct, int ldc);
+
+/* The arguments checked now, the product on h's stream (alpha and beta
+ * taken now, as cuBLAS reads host scalars at the call). */
+static cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           float alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb,
                            float beta, void *C, cudaDataType ct, int ldc)
 {
     if (m < 0 || n < 0 || k < 0 || lda < (ta == CUBLAS_OP_N ? m : k) || lda < 1 || ldb < (tb == CUBLAS_OP_N ? k : n) ||
@@ -640,6 +764,14 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
                 (ct == CUDA_R_32F || ct == CUDA_R_16F || ct == CUDA_R_16BF);
     if (!known || at != bt) return CUBLAS_STATUS_NOT_SUPPORTED; /* as cuBLAS for mixed input types */
     if (!m || !n) return CUBLAS_STATUS_SUCCESS;
+    pp_emu_submit(h->s, [=] { gemm_run(ta, tb, m, n, k, alpha, A, at, lda, B, bt, ldb, beta, C, ct, ldc); });
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static void gemm_run(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
+                     cudaDataType at, int lda, const void *B, cudaDataType bt, int ldb, float beta, void *C,
+                     cudaDataType ct, int ldc)
+{
     open_dev();
     size_t na, nb, nc;
     float *a = widen(A, at, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda, &na);
@@ -658,17 +790,16 @@ static cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, in
     free(a), free(b), free(c);
     check_tails("a cuBLAS product");
     close_dev();
-    return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                            const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
                            float *C, int ldc)
 {
-    return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, CUDA_R_32F, ldc);
+    return gemm(h, ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, CUDA_R_32F, ldc);
 }
 
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void *alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt,
                             int ldb, const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t compute,
                             cublasGemmAlgo_t)
@@ -676,7 +807,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperatio
     if (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_16BF &&
         compute != CUBLAS_COMPUTE_32F_FAST_16F)
         return CUBLAS_STATUS_NOT_SUPPORTED;
-    return gemm(ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb, *(const float *)beta, C, ct, ldc);
+    return gemm(h, ta, tb, m, n, k, *(const float *)alpha, A, at, lda, B, bt, ldb, *(const float *)beta, C, ct, ldc);
 }
 
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,

@@ -6,7 +6,9 @@
  * exit): overflow and hostread must fault (SIGSEGV); hostarg, deadlock,
  * tail (a write within an allocation's 256-byte rounding) and exitedlane (a
  * shuffle reading a returned lane) exit with status 70 and a message; race prints a value that depends on
- * PP_EMU_ORDER. */
+ * PP_EMU_ORDER; streams prints what a stream reads of another's write
+ * before and after waiting for it ("0 7" when PP_EMU_DEFER=2 holds the
+ * writer back, "7 7" otherwise). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -205,6 +207,8 @@ static int semantics(void)
     return failed ? 1 : 0;
 }
 
+static __global__ void set_int(int *p, int v) { *p = v; }
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return semantics();
@@ -230,6 +234,22 @@ int main(int argc, char **argv)
         PP_LAUNCH(racy, 1, 32, 0, 0)(di);
         PP_CUDA(cudaMemcpy(h, di, sizeof h, cudaMemcpyDeviceToHost));
         printf("%d\n", h[1]);
+    } else if (!strcmp(m, "streams")) {
+        cudaStream_t a, b;
+        cudaEvent_t e;
+        int h[2];
+        PP_CUDA(cudaStreamCreate(&a));
+        PP_CUDA(cudaStreamCreate(&b));
+        PP_CUDA(cudaEventCreate(&e));
+        PP_CUDA(cudaMemset(di, 0, 2 * sizeof *di));
+        PP_LAUNCH(set_int, 1, 1, 0, b)(di, 7);
+        PP_CUDA(cudaMemcpyAsync(h, di, sizeof *h, cudaMemcpyDeviceToHost, a)); /* not waiting for b */
+        PP_CUDA(cudaStreamSynchronize(a));
+        PP_CUDA(cudaEventRecord(e, b));
+        PP_CUDA(cudaStreamWaitEvent(a, e, 0));
+        PP_CUDA(cudaMemcpyAsync(h + 1, di, sizeof *h, cudaMemcpyDeviceToHost, a));
+        PP_CUDA(cudaStreamSynchronize(a));
+        printf("%d %d\n", h[0], h[1]);
     } else {
         fprintf(stderr, "emu_check: unknown case %s\n", m);
         return 2;

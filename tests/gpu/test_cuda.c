@@ -524,6 +524,42 @@ static void check_held_operands(void)
     free(wv), free(x), free(y), free(a), free(b);
 }
 
+/* A weight widened for bf16 products ahead of time (backend_cuda.cu widens
+ * on a second stream) must be read after AdamW changed it (--full): an fp32
+ * weight, a product, an AdamW step on it, the product again. (On the
+ * emulator with PP_EMU_DEFER=1 the AdamW step waits in the stream's queue
+ * until someone waits for it: a widening that did not would see the old
+ * weight.) */
+static void check_weight_update(void)
+{
+    int n = 45, rows = 96, cols = 512;
+    size_t nw = (size_t)rows * cols;
+    float *wv = randv(nw, 0.5f), *x = randv((size_t)n * cols, 1), *g = randv(nw, 1), *zeros = calloc(nw, sizeof *zeros);
+    float *y = malloc((size_t)n * rows * sizeof *y);
+    wpair w;
+    make_weight(&w, PP_W_F32, rows, cols, wv, 64);
+    float *dx = dev(x, (size_t)n * cols), *dy = dev(NULL, (size_t)n * rows), *dg = dev(g, nw), *dm = dev(zeros, nw),
+          *dv = dev(zeros, nw), *hm = calloc(nw, sizeof *hm), *hv = calloc(nw, sizeof *hv);
+    const float hyper[6] = {0.9f, 0.999f, 1e-8f, 0.5f, 1.0f, 0.0316227766f};
+    gpu->ops->reserve(gpu, nw, 16);
+    gpu->precision = PP_PREC_BF16;
+    for (int step = 0; step < 2; step++) {
+        if (step) {
+            cpu->ops->adamw(cpu, w.hdata, g, hm, hv, nw, 0, hyper);
+            gpu->ops->adamw(gpu, w.ddata, dg, dm, dv, nw, 0, hyper);
+        }
+        cpu->ops->matmul(cpu, y, x, &w.hw, n, 0);
+        gpu->ops->matmul(gpu, dy, dx, &w.dw, n, 0);
+        cmp_dev(step ? "bf16 product after AdamW changed the weight" : "bf16 product of an fp32 weight", dy, y,
+                (size_t)n * rows, 2e-2);
+    }
+    gpu->precision = PP_PREC_AUTO;
+    gpu->ops->free(gpu, dx), gpu->ops->free(gpu, dy), gpu->ops->free(gpu, dg), gpu->ops->free(gpu, dm);
+    gpu->ops->free(gpu, dv);
+    free_weight(&w);
+    free(wv), free(x), free(g), free(zeros), free(y), free(hm), free(hv);
+}
+
 /* narrow and widen (activations kept in 16 bits) bit for bit as the CPU
  * backend's, in bf16 and fp16: ties to even, subnormals, fp16's overflow to
  * inf, NaN. */
@@ -788,7 +824,7 @@ int main(int argc, char **argv)
     check_adapter("tests/fixtures/llama/tiny", "tests/fixtures/lora/peft-adapter");
     check_train_ops();
     check_narrow();
-    if (!gpu->ops->host_memory) check_held_operands();
+    if (!gpu->ops->host_memory) check_held_operands(), check_weight_update();
     check_lora_step("tests/fixtures/llama/tiny", 0, PP_PREC_AUTO);
     check_lora_step("tests/fixtures/llama/tiny", 0.3f, PP_PREC_AUTO);
     if (!gpu->ops->host_memory) check_precision();

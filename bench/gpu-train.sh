@@ -9,8 +9,10 @@
 # device memory, and the ratio to transformers + PEFT (bf16 LoRA, the same
 # shape, batch and GPU, in the same run). pp-train runs in its GPU default,
 # --precision bf16 (bf16 operands and layer inputs, fp32 accumulation;
-# PRECISION=fp16 or fp32 to change it). Last, Llama-2-7B QLoRA's whole
-# device memory at batch 2 (a model of zeros from the pack). Uses build/gpu-pack
+# PRECISION=fp16 or fp32 to change it). Then where the time goes
+# (PP_CUDA_PROFILE) for a bf16 and an NF4 base, the latter also without
+# the dequantization overlapping the products; last, Llama-2-7B QLoRA's
+# whole device memory at batch 2 (a model of zeros from the pack). Uses build/gpu-pack
 # (tests/gpu/pack.sh) when present. Logs and the table go to $OUT (or
 # build/gpu-logs).
 set -eu
@@ -62,6 +64,26 @@ PY
             done
         done
     done
+done
+# where the time goes (PP_CUDA_PROFILE=1: device time per operation), and what overlapping
+# the dequantization with the products gives (PP_CUDA_OVERLAP=0 turns it off): q,v, the first
+# batch size, no checkpointing
+b1=${BATCHES%% *}
+for v in bf16 nf4 nf4-serial; do
+    m=$M ov=1
+    case $v in nf4) m=$M.nf4 ;; nf4-serial) m=$M.nf4 ov=0 ;; esac
+    rm -rf "$W/adapter"
+    PP_CUDA_PROFILE=1 PP_CUDA_OVERLAP=$ov "$BIN/pp-train" -v --device cuda --precision "$PRECISION" -m "$m" -d "$W/train-$T.tok" \
+        -o "$W/adapter" --targets q,v --batch-size "$b1" --max-steps $((STEPS + 3)) --log "$OUT/profile-$v.jsonl" \
+        > /dev/null 2> "$OUT/profile-$v.err" || { tail -n 3 "$OUT/profile-$v.err"; continue; }
+    python3 - "$OUT/profile-$v.jsonl" "$v" "$b1" <<'PY'
+import json, statistics, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+t = [l["tokens"] / l["tokens_per_s"] for l in lines if l.get("tokens_per_s")]
+steps = [(lines[i]["tokens"] - lines[i - 1]["tokens"]) / (t[i] - t[i - 1]) for i in range(4, len(t)) if t[i] > t[i - 1]]
+print("profile %s (q,v, batch %s): %.0f tokens/s profiled; device time by operation:" % (sys.argv[2], sys.argv[3], statistics.median(steps) if steps else float("nan")))
+PY
+    grep '^pp:   ' "$OUT/profile-$v.err" | head -n 12
 done
 # Llama-2-7B QLoRA's device memory, whole: the model of zeros (bench/zero_model.py, quantized
 # by tests/gpu/pack.sh) at batch 2 x T with gradient checkpointing; the peak is the device's

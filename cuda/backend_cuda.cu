@@ -65,6 +65,7 @@ typedef struct cu {
     size_t chunk;           /* values of a weight widened at once (PP_CUDA_CHUNK, $PP_CUDA_WIDEN_MAX for tests) */
     pp_cuda_host host;
     pp_backend *be;         /* be->peak_bytes: the most device memory in use seen after an allocation */
+    struct prof *prof;      /* $PP_CUDA_PROFILE=1: device time per operation; else NULL */
 } cu;
 
 /* A weight is widened for a product at most this many values at a time
@@ -83,6 +84,86 @@ static void note_peak(cu *c)
 }
 
 static cu *C(pp_backend *be) { return (cu *)be->priv; }
+
+/* ---- PP_CUDA_PROFILE=1: the device time of each operation, from events
+ * around it on its stream, summed by name and printed when the backend is
+ * released: where a step's time goes. (A product's time includes rounding
+ * its operands and, with PP_CUDA_OVERLAP=0, widening its weight; with the
+ * overlap the widening is timed apart, on its own stream, inside the
+ * product's scope.) The events are read when the ring is nearly full,
+ * between operations (no scope open, so every pair read has its end):
+ * a wait every few thousand operations. */
+#define PROF_RING 2048
+#define PROF_SPARE 256 /* pairs an operation may open inside its own (a product's blocks) */
+#define PROF_NAMES 48
+typedef struct prof {
+    cudaEvent_t ev[2 * PROF_RING];
+    const char *of[PROF_RING]; /* the operation of each pair */
+    int n;                     /* pairs recorded and not yet read */
+    int open;                  /* scopes open */
+    const char *name[PROF_NAMES];
+    double ms[PROF_NAMES];
+    long calls[PROF_NAMES];
+    int names;
+} prof;
+
+static void prof_drain(prof *p)
+{
+    for (int i = 0; i < p->n; i++) {
+        float ms = 0;
+        PP_CUDA(cudaEventSynchronize(p->ev[2 * i + 1]));
+        PP_CUDA(cudaEventElapsedTime(&ms, p->ev[2 * i], p->ev[2 * i + 1]));
+        int k = 0;
+        while (k < p->names && p->name[k] != p->of[i]) k++;
+        if (k == p->names) {
+            if (k == PROF_NAMES) continue;
+            p->name[p->names++] = p->of[i];
+        }
+        p->ms[k] += ms, p->calls[k]++;
+    }
+    p->n = 0;
+}
+
+/* Times the scope it is declared in (an operation) on stream s. */
+struct timed {
+    prof *p;
+    int i;
+    cudaStream_t s;
+    timed(prof *pr, const char *what, cudaStream_t st) : p(pr), i(-1), s(st)
+    {
+        if (!p) return;
+        if (!p->open && p->n >= PROF_RING - PROF_SPARE) prof_drain(p);
+        p->open++;
+        if (p->n == PROF_RING) return; /* (not timed: no room) */
+        i = p->n++;
+        p->of[i] = what;
+        PP_CUDA(cudaEventRecord(p->ev[2 * i], s));
+    }
+    ~timed()
+    {
+        if (!p) return;
+        p->open--;
+        if (i >= 0) PP_CUDA(cudaEventRecord(p->ev[2 * i + 1], s));
+    }
+};
+#define TIMED(what) timed timed_(C(be)->prof, what, C(be)->stream)
+
+static void prof_report(cu *c)
+{
+    prof *p = c->prof;
+    prof_drain(p);
+    double total = 0;
+    for (int k = 0; k < p->names; k++) total += p->ms[k];
+    fprintf(stderr, "pp: CUDA device %d: device time by operation (PP_CUDA_PROFILE), %.1f ms in all\n", c->device, total);
+    for (int done = 0; done < p->names; done++) { /* largest first */
+        int b = -1;
+        for (int k = 0; k < p->names; k++)
+            if (p->calls[k] >= 0 && (b < 0 || p->ms[k] > p->ms[b])) b = k;
+        fprintf(stderr, "pp:   %-20s %9.2f ms %5.1f%% %8ld calls %9.1f us each\n", p->name[b], p->ms[b],
+                total > 0 ? 100 * p->ms[b] / total : 0.0, p->calls[b], 1e3 * p->ms[b] / p->calls[b]);
+        p->calls[b] = -1;
+    }
+}
 
 /* Products in bf16 or fp16 round their fp32 operands first, and the same
  * activation is often an operand several times in a row: the input of q,
@@ -106,7 +187,9 @@ static void forget(cu *c, const void *p, size_t bytes)
     }
 }
 
-/* Grows a device buffer to n elements of size sz (contents not kept). */
+/* Grows a device buffer to n elements of size sz (contents not kept).
+ * cudaFree waits for the device to finish what it has, on every stream: the
+ * side stream may be reading the old buffer. */
 static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
 {
     if (n <= *cap) return;
@@ -194,6 +277,7 @@ static const uint32_t *device_ids(cu *c, const uint32_t *ids, int n)
 
 static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n)
 {
+    TIMED("embed");
     forget_all(C(be));
     cu *c = C(be);
     pp_cuda_embed(out, table, device_ids(c, ids, n), n, c->stream);
@@ -201,6 +285,7 @@ static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const u
 
 static void cu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, float eps)
 {
+    TIMED("rmsnorm");
     forget_all(C(be));
     pp_cuda_rmsnorm(out, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
@@ -293,8 +378,11 @@ static const void *weight_rows(pp_backend *be, const pp_weight *w, int r0, int r
         }
         PP_CUDA(cudaStreamWaitEvent(s, c->done[b], 0));
     }
-    if (f16(be)) pp_cuda_widen_f16((__half *)c->wb[b], w, r0, rows, s);
-    else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb[b], w, r0, rows, s);
+    {
+        timed t(c->overlap ? c->prof : NULL, "widen weights", s); /* (without the overlap: the product's time) */
+        if (f16(be)) pp_cuda_widen_f16((__half *)c->wb[b], w, r0, rows, s);
+        else pp_cuda_widen_bf16((__nv_bfloat16 *)c->wb[b], w, r0, rows, s);
+    }
     if (c->overlap) {
         PP_CUDA(cudaEventRecord(c->ready[b], s));
         PP_CUDA(cudaStreamWaitEvent(c->stream, c->ready[b], 0));
@@ -336,6 +424,7 @@ static void gemm_rm(pp_backend *be, float *Cm, const void *A, const void *B, int
 static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, int M, int N, int K, int ta, int tb,
                     float alpha, float beta)
 {
+    TIMED("gemm");
     forget(C(be), Cm, (size_t)M * N * sizeof *Cm);
     if (!halves(be)) {
         gemm_rm(be, Cm, A, B, 0, M, N, K, ta, tb, alpha, beta);
@@ -352,6 +441,7 @@ static void cu_gemm(pp_backend *be, float *Cm, const float *A, const float *B, i
  * through bf16), a block of W's rows (out's columns) at a time. */
 static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int acc)
 {
+    TIMED("matmul");
     cu *c = C(be);
     forget(c, out, (size_t)n * w->rows * sizeof *out);
     /* (not in bf16/fp16: the gemv reads x in fp32, which those precisions round) */
@@ -368,6 +458,7 @@ static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weigh
 
 static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
 {
+    TIMED("rope");
     forget_all(C(be));
     pp_cuda_rope(q, k, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
@@ -381,6 +472,7 @@ static void head_dim_fits(int hd)
 static void cu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
                          int n_heads, int n_kv, int hd)
 {
+    TIMED("attention");
     forget_all(C(be));
     head_dim_fits(hd);
     pp_cuda_attention(out, q, kc, vc, n, pos0, n_heads, n_kv, hd, C(be)->stream);
@@ -388,12 +480,14 @@ static void cu_attention(pp_backend *be, float *out, const float *q, const float
 
 static void cu_swiglu(pp_backend *be, float *out, const float *gate, const float *up, size_t n)
 {
+    TIMED("swiglu");
     forget_all(C(be));
     pp_cuda_swiglu(out, gate, up, n, C(be)->stream);
 }
 
 static void cu_add(pp_backend *be, float *x, const float *y, size_t n)
 {
+    TIMED("add");
     forget_all(C(be));
     pp_cuda_add(x, y, n, C(be)->stream);
 }
@@ -409,6 +503,7 @@ static const int32_t *indices(cu *c, const int32_t *h, int n)
  * sum's terms) at a time. */
 static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_weight *w, int n)
 {
+    TIMED("matmul_dx");
     cu *c = C(be);
     forget(c, dx, (size_t)n * w->cols * sizeof *dx);
     int half = halves(be), R = chunk_rows(c, w, half);
@@ -424,6 +519,7 @@ static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_we
 
 static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
 {
+    TIMED("rmsnorm_train");
     forget_all(C(be));
     pp_cuda_rmsnorm_train(out, rstd, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
@@ -431,6 +527,7 @@ static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const floa
 static void cu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                                 const pp_weight *w, int n)
 {
+    TIMED("rmsnorm_backward");
     forget_all(C(be));
     pp_cuda_rmsnorm_backward(dx, dw, dy, x, rstd, (const float *)w->data, n, w->cols, C(be)->stream);
 }
@@ -438,6 +535,7 @@ static void cu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const floa
 static void cu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
                              float theta)
 {
+    TIMED("rope_backward");
     forget_all(C(be));
     pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
@@ -465,6 +563,7 @@ static void gemm_batched(pp_backend *be, float *Cm, long long ldc, long long sc,
 static void cu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
                                int n_heads, int n_kv, int hd)
 {
+    TIMED("attention_train");
     forget_all(C(be));
     if (n <= 0) return;
     if (be->attention_lse) { /* p holds (n_heads, n) log-sum-exps: attention.cu's flash-style kernels */
@@ -487,6 +586,7 @@ static void cu_attention_train(pp_backend *be, float *out, float *p, const float
 static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
                                   const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
 {
+    TIMED("attention_backward");
     forget_all(C(be));
     if (n <= 0) return;
     cu *c = C(be);
@@ -513,6 +613,7 @@ static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *d
 static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,
                                size_t n)
 {
+    TIMED("swiglu_backward");
     forget_all(C(be));
     pp_cuda_swiglu_backward(dg, du, dh, g, u, n, C(be)->stream);
 }
@@ -521,6 +622,7 @@ static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float
  * to c->losssum on the device: nothing waits until loss_sum. */
 static void cu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
 {
+    TIMED("cross_entropy");
     forget_all(C(be));
     cu *c = C(be);
     if (n <= 0) return;
@@ -542,6 +644,7 @@ static double cu_loss_sum(pp_backend *be)
 
 static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
 {
+    TIMED("embed_backward");
     forget_all(C(be));
     cu *c = C(be);
     pp_cuda_embed_backward(dtable, dout, device_ids(c, ids, n), n, dim, c->stream);
@@ -549,18 +652,21 @@ static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, 
 
 static void cu_zero(pp_backend *be, float *p, size_t n)
 {
+    TIMED("zero");
     forget_all(C(be));
     if (n) PP_CUDA(cudaMemsetAsync(p, 0, n * sizeof *p, C(be)->stream));
 }
 
 static void cu_copyf(pp_backend *be, float *dst, const float *src, size_t n)
 {
+    TIMED("copy");
     forget_all(C(be));
     if (n) PP_CUDA(cudaMemcpyAsync(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice, C(be)->stream));
 }
 
 static void cu_rows(pp_backend *be, float *dst, const float *src, const int *rows, int count, int dim, int scatter)
 {
+    TIMED("rows");
     forget_all(C(be));
     cu *c = C(be);
     pp_cuda_rows(dst, src, (const int *)indices(c, (const int32_t *)rows, count), count, dim, scatter, c->stream);
@@ -568,12 +674,14 @@ static void cu_rows(pp_backend *be, float *dst, const float *src, const int *row
 
 static void cu_dropout(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc)
 {
+    TIMED("dropout");
     forget_all(C(be));
     pp_cuda_dropout(out, x, n, key, thr, scale, acc, C(be)->stream);
 }
 
 static void cu_narrow(pp_backend *be, void *dst, const float *src, size_t n)
 {
+    TIMED("narrow");
     forget_all(C(be));
     if (f16(be)) pp_cuda_to_f16((__half *)dst, src, n, C(be)->stream);
     else pp_cuda_to_bf16((__nv_bfloat16 *)dst, src, n, C(be)->stream);
@@ -581,6 +689,7 @@ static void cu_narrow(pp_backend *be, void *dst, const float *src, size_t n)
 
 static void cu_widen(pp_backend *be, float *dst, const void *src, size_t n)
 {
+    TIMED("widen");
     forget_all(C(be));
     if (f16(be)) pp_cuda_from_f16(dst, (const __half *)src, n, C(be)->stream);
     else pp_cuda_from_bf16(dst, (const __nv_bfloat16 *)src, n, C(be)->stream);
@@ -588,6 +697,7 @@ static void cu_widen(pp_backend *be, float *dst, const void *src, size_t n)
 
 static double cu_sumsq(pp_backend *be, const float *x, size_t n)
 {
+    TIMED("sumsq");
     cu *c = C(be);
     double h[PP_CUDA_SUMSQ_BLOCKS], ss = 0;
     if (!c->part) PP_CUDA(cudaMalloc((void **)&c->part, sizeof h));
@@ -600,12 +710,14 @@ static double cu_sumsq(pp_backend *be, const float *x, size_t n)
 
 static void cu_scale(pp_backend *be, float *x, size_t n, float f)
 {
+    TIMED("scale");
     forget_all(C(be));
     pp_cuda_scale(x, n, f, C(be)->stream);
 }
 
 static void cu_adamw(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6])
 {
+    TIMED("adamw");
     forget_all(C(be));
     C(be)->side_stale = 1;
     pp_cuda_adamw(p, g, m, v, n, n_decay, h, C(be)->stream);
@@ -616,6 +728,11 @@ static void cu_destroy(pp_backend *be)
     cu *c = C(be);
     if (c && c->host.verbose)
         fprintf(stderr, "pp: CUDA device %d: peak device memory in use %.1f MiB\n", c->device, be->peak_bytes / 1048576.0);
+    if (c && c->prof) {
+        prof_report(c);
+        for (int i = 0; i < 2 * PROF_RING; i++) cudaEventDestroy(c->prof->ev[i]);
+        free(c->prof);
+    }
     if (c) {
         if (c->side) cudaStreamSynchronize(c->side);
         cudaFree(c->wb[0]);
@@ -677,6 +794,12 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     c->op16_min = hold && atol(hold) > 0 ? (size_t)atol(hold) : PP_CUDA_HOLD_MIN;
     c->be = be;
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    const char *pr = getenv("PP_CUDA_PROFILE");
+    if (pr && !strcmp(pr, "1")) {
+        c->prof = (prof *)calloc(1, sizeof *c->prof);
+        if (!c->prof) pp_cuda_die("calloc", __FILE__, __LINE__, "out of host memory");
+        for (int i = 0; i < 2 * PROF_RING; i++) PP_CUDA(cudaEventCreate(&c->prof->ev[i]));
+    }
     const char *ov = getenv("PP_CUDA_OVERLAP");
     c->overlap = !(ov && !strcmp(ov, "0"));
     c->side_stale = 1;
@@ -691,9 +814,10 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     PP_CUBLAS(cublasCreate(&c->blas));
     PP_CUBLAS(cublasSetStream(c->blas, c->stream));
     PP_CUDA(cudaMalloc((void **)&c->losssum, sizeof *c->losssum));
-    PP_CUDA(cudaMemset(c->losssum, 0, sizeof *c->losssum));
+    PP_CUDA(cudaMemsetAsync(c->losssum, 0, sizeof *c->losssum, c->stream));
     PP_CUDA(cudaMalloc((void **)&c->dyn, 256 * sizeof *c->dyn));
-    PP_CUDA(cudaMemcpy(c->dyn, host->dyn_code, 256 * sizeof *c->dyn, cudaMemcpyHostToDevice));
+    PP_CUDA(cudaMemcpyAsync(c->dyn, host->dyn_code, 256 * sizeof *c->dyn, cudaMemcpyHostToDevice, c->stream));
+    PP_CUDA(cudaStreamSynchronize(c->stream)); /* (the side stream reads dyn: it must be there) */
     pp_cuda_set_codes(host->nf4_code, host->fp4_code, c->dyn);
     be->ops = &cuda_ops;
     be->threads = 1;

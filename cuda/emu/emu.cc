@@ -70,6 +70,7 @@ struct pp_emu_event {
     pp_emu_stream *s; /* recorded on a deferred stream: complete once s has run pos of its work */
     size_t pos;
     double ms;
+    int recorded; /* its record has run (timing needs both events' records, as on the device) */
 };
 static std::vector<pp_emu_stream *> streams;
 
@@ -293,6 +294,7 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     default: return "unspecified launch failure";
     }
 }
@@ -330,7 +332,7 @@ static double now_ms(void)
 }
 cudaError_t cudaEventCreate(cudaEvent_t *e)
 {
-    *e = new pp_emu_event{NULL, 0, 0};
+    *e = new pp_emu_event{NULL, 0, 0, 0};
     return cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
@@ -342,10 +344,10 @@ cudaError_t cudaEventDestroy(cudaEvent_t e)
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
     if (s && s->deferred) {
-        pp_emu_submit(s, [e] { e->ms = now_ms(); });
+        pp_emu_submit(s, [e] { e->ms = now_ms(), e->recorded = 1; });
         e->s = s, e->pos = s->q.size();
     } else {
-        e->s = NULL, e->ms = now_ms();
+        e->s = NULL, e->ms = now_ms(), e->recorded = 1;
     }
     return cudaSuccess;
 }
@@ -364,6 +366,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e)
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 {
+    if (!a->recorded || !b->recorded) return last_error = cudaErrorInvalidResourceHandle;
     *ms = (float)(b->ms - a->ms);
     return cudaSuccess;
 }

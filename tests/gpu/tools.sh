@@ -76,6 +76,12 @@ train qlora-dq-cuda cuda -m $T/base.nf4dq --precision fp32
 losses_close cuda_qlora_double_quant_fp32_as_cpu $T/qlora-dq-cpu.jsonl $T/qlora-dq-cuda.jsonl 6 1e-5
 check cuda_generate_double_quant_as_cpu "a=\$($BIN/pp-generate --device cpu -m $T/base.nf4dq --greedy --max-new-tokens 24 'Once upon a time') &&
     b=\$($BIN/pp-generate --device cuda -m $T/base.nf4dq --greedy --max-new-tokens 24 'Once upon a time') && [ -n \"\$b\" ] && [ \"\$a\" = \"\$b\" ]"
+# PP_CUDA_PROFILE=1: the device time of each operation, printed at the end (8 steps: the
+# events' ring is read mid-run too); every operation named, each time a number
+PP_CUDA_PROFILE=1 $BIN/pp-train -q --device cuda -m $T/base.nf4dq -d $T/train.tok -o $T/prof --max-steps 8 2> $T/prof.err
+check cuda_profile_names_the_operations "grep -q 'device time by operation' $T/prof.err &&
+    grep -Eq '^pp: +matmul +[0-9.]+ ms' $T/prof.err && grep -Eq '^pp: +widen weights +[0-9.]+ ms' $T/prof.err &&
+    ! grep -Eq '^pp: .*(nan|-[0-9])' $T/prof.err"
 # --full: every weight and its gradient on the device, fp32: the CPU's losses; the model written is usable
 train full-cpu cpu -m $M --full --precision fp32
 train full-cuda cuda -m $M --full --precision fp32

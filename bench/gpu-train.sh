@@ -65,15 +65,16 @@ PY
         done
     done
 done
-# where the time goes (PP_CUDA_PROFILE=1: device time per operation), and what overlapping
-# the dequantization with the products gives (PP_CUDA_OVERLAP=0 turns it off): q,v, the first
-# batch size, no checkpointing
+# where the time goes (PP_CUDA_PROFILE=1: device time per operation), what overlapping the
+# dequantization with the products gives (PP_CUDA_OVERLAP=0 turns it off), and the flash-style
+# attention kernels at this length (PP_TRAIN_LSE_FROM=0; by default they start above 1024
+# tokens): q,v, the first batch size, no checkpointing
 b1=${BATCHES%% *}
-for v in bf16 nf4 nf4-serial; do
-    m=$M ov=1
-    case $v in nf4) m=$M.nf4 ;; nf4-serial) m=$M.nf4 ov=0 ;; esac
+for v in bf16 bf16-flash nf4 nf4-serial; do
+    m=$M ov=1 lse=1024
+    case $v in bf16-flash) lse=0 ;; nf4) m=$M.nf4 ;; nf4-serial) m=$M.nf4 ov=0 ;; esac
     rm -rf "$W/adapter"
-    PP_CUDA_PROFILE=1 PP_CUDA_OVERLAP=$ov "$BIN/pp-train" -v --device cuda --precision "$PRECISION" -m "$m" -d "$W/train-$T.tok" \
+    PP_CUDA_PROFILE=1 PP_CUDA_OVERLAP=$ov PP_TRAIN_LSE_FROM=$lse "$BIN/pp-train" -v --device cuda --precision "$PRECISION" -m "$m" -d "$W/train-$T.tok" \
         -o "$W/adapter" --targets q,v --batch-size "$b1" --max-steps $((STEPS + 3)) --log "$OUT/profile-$v.jsonl" \
         > /dev/null 2> "$OUT/profile-$v.err" || { tail -n 3 "$OUT/profile-$v.err"; continue; }
     python3 - "$OUT/profile-$v.jsonl" "$v" "$b1" <<'PY'

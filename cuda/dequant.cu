@@ -5,6 +5,8 @@
 #include "kernels.h"
 #include "weight.cuh"
 
+/* One set per process: a tool opens one CUDA backend, and dyn is that
+ * backend's device copy (valid while it is open). */
 static pp_codes codes;
 
 extern "C" void pp_cuda_set_codes(const float *nf4, const float *fp4, const float *dyn)

@@ -182,8 +182,16 @@ struct pp_emu_kernel {
 void pp_emu_run(const pp_emu_kernel &k, dim3 grid, dim3 block, size_t shared, cudaStream_t s);
 /* 0 (and the launch's error set) when the configuration is over the limits */
 int pp_emu_launch_ok(dim3 grid, dim3 block, size_t shared);
-/* f now, or queued on a deferred stream (emu.cc: PP_EMU_DEFER) */
-void pp_emu_submit(cudaStream_t s, std::function<void()> f);
+/* Work for stream s: run now, or queued when s is deferred (emu.cc:
+ * PP_EMU_DEFER). (Run now without a std::function: nothing on the heap, so
+ * a fault that exits from inside leaves no leak for LeakSanitizer.) */
+int pp_emu_deferred(cudaStream_t s);
+void pp_emu_enqueue(cudaStream_t s, std::function<void()> f);
+template <typename F> static inline void pp_emu_submit(cudaStream_t s, F f)
+{
+    if (pp_emu_deferred(s)) pp_emu_enqueue(s, std::function<void()>(std::move(f)));
+    else f();
+}
 /* a pointer argument must be NULL or in device memory */
 void pp_emu_check_arg(const void *p, const char *kernel, int index);
 

@@ -64,15 +64,19 @@ static void die(const char *fmt, ...)
 struct pp_emu_stream {
     int deferred;
     std::vector<std::function<void()>> q;
-    size_t done; /* of q, run */
+    size_t done;          /* of q, run */
+    pp_emu_stream *next;  /* every stream, in a list from a plain pointer: never freed, always reachable */
 };
 struct pp_emu_event {
     pp_emu_stream *s; /* recorded on a deferred stream: complete once s has run pos of its work */
     size_t pos;
     double ms;
     int recorded; /* its record has run (timing needs both events' records, as on the device) */
+    pp_emu_event *prev, *next; /* the live events (reachable, as the streams: a program need not destroy them) */
 };
-static std::vector<pp_emu_stream *> streams;
+static pp_emu_event *events;
+static pp_emu_stream *streams;
+static int n_streams;
 
 /* Runs s's queued work up to pos. */
 static void flush(pp_emu_stream *s, size_t pos)
@@ -86,15 +90,12 @@ static void flush(pp_emu_stream *s, size_t pos)
 
 static void flush_all(void)
 {
-    for (auto *s : streams) flush(s, s->q.size());
+    for (pp_emu_stream *s = streams; s; s = s->next) flush(s, s->q.size());
 }
 
-/* Runs f now, or queues it on a deferred stream. */
-void pp_emu_submit(cudaStream_t s, std::function<void()> f)
-{
-    if (s && s->deferred) s->q.push_back(std::move(f));
-    else f();
-}
+int pp_emu_deferred(cudaStream_t s) { return s && s->deferred; }
+
+void pp_emu_enqueue(cudaStream_t s, std::function<void()> f) { s->q.push_back(std::move(f)); }
 
 /* ------------------------------------------------------------ memory */
 
@@ -302,9 +303,9 @@ const char *cudaGetErrorString(cudaError_t e)
 cudaError_t cudaStreamCreate(cudaStream_t *s)
 {
     const char *d = getenv("PP_EMU_DEFER");
-    *s = new pp_emu_stream{0, {}, 0};
-    streams.push_back(*s);
-    (*s)->deferred = d && atoi(d) == (int)streams.size();
+    *s = new pp_emu_stream{0, {}, 0, streams};
+    streams = *s;
+    (*s)->deferred = d && atoi(d) == ++n_streams;
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
@@ -332,12 +333,17 @@ static double now_ms(void)
 }
 cudaError_t cudaEventCreate(cudaEvent_t *e)
 {
-    *e = new pp_emu_event{NULL, 0, 0, 0};
+    *e = new pp_emu_event{NULL, 0, 0, 0, NULL, events};
+    if (events) events->prev = *e;
+    events = *e;
     return cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
 cudaError_t cudaEventDestroy(cudaEvent_t e)
 {
+    if (e->prev) e->prev->next = e->next;
+    else events = e->next;
+    if (e->next) e->next->prev = e->prev;
     delete e;
     return cudaSuccess;
 }

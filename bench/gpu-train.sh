@@ -12,7 +12,8 @@
 # PRECISION=fp16 or fp32 to change it). Then where the time goes
 # (PP_CUDA_PROFILE) for a bf16 and an NF4 base, the latter also without
 # the dequantization overlapping the products; last, Llama-2-7B QLoRA's
-# whole device memory at batch 2 (a model of zeros from the pack). Uses build/gpu-pack
+# whole device memory at batch 2 (a model of zeros from the pack); EXTRAS=0
+# leaves these out (tests/gpu/session.sh's second run). Uses build/gpu-pack
 # (tests/gpu/pack.sh) when present. Logs and the table go to $OUT (or
 # build/gpu-logs).
 set -eu
@@ -70,7 +71,7 @@ done
 # attention kernels at this length (PP_TRAIN_LSE_FROM=0; by default they start above 1024
 # tokens): q,v, the first batch size, no checkpointing
 b1=${BATCHES%% *}
-for v in bf16 bf16-flash nf4 nf4-serial; do
+[ "${EXTRAS:-1}" = 1 ] && for v in bf16 bf16-flash nf4 nf4-serial; do
     m=$M ov=1 lse=1024
     case $v in bf16-flash) lse=0 ;; nf4) m=$M.nf4 ;; nf4-serial) m=$M.nf4 ov=0 ;; esac
     rm -rf "$W/adapter"
@@ -90,7 +91,7 @@ done
 # by tests/gpu/pack.sh) at batch 2 x T with gradient checkpointing; the peak is the device's
 # memory in use (CUDA context included), next to the dry run's plan (which leaves the context out)
 Z=build/gpu-pack/models/llama2-7b-zero.nf4dq
-if [ "${EMU:-0}" != 1 ] && [ -s "$Z" ]; then
+if [ "${EMU:-0}" != 1 ] && [ "${EXTRAS:-1}" = 1 ] && [ -s "$Z" ]; then
     rm -rf "$W/z"
     plan=$("$BIN/pp-train" --dry-run --device cuda -m "$Z" -d "$W/train-$T.tok" --batch-size 2 --grad-checkpoint |
         awk '/peak on the device/ { print $(NF-1) }')

@@ -8,7 +8,7 @@
 #
 #   sh tests/gpu/pack.sh
 #   then on the GPU machine, carrying build/gpu-pack:
-#   sh tests/gpu/selftest.sh && LAYERS=8 sh bench/gpu-generate.sh
+#   sh tests/gpu/session.sh     (the self-test, then the benchmarks, in a time budget)
 set -eu
 cd "$(dirname "$0")/../.."
 make -j2 all cuda >/dev/null

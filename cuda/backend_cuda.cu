@@ -1,16 +1,19 @@
 /* backend_cuda.cu: the backend table (backend.h) on an NVIDIA GPU. One
- * stream, one cuBLAS handle; scratch buffers grown once to what reserve()
+ * stream for the operations, a second for widening weights (weight_rows),
+ * one cuBLAS handle; scratch buffers grown once to what reserve()
  * announces. Products: a stored weight's own kernel for a few rows of x
  * (gemv.cu: decoding reads each weight once in its stored form); else, as
  * be->precision says, cublasSgemm on fp32 operands (a stored weight widened
  * to fp32 in a scratch buffer), or cublasGemmEx on bf16/fp16 operands (a
- * weight stored in that type used as it is, any other widened per product
- * a block of rows at a time: QLoRA's dequantization per layer) with fp32
- * accumulation and output; a double-quantized weight's absmax values are
- * decoded inside those kernels (weight.cuh). The other training operations
- * (train.cu) are fp32, the CPU backend's arithmetic; narrow/widen keep
- * activations in 16 bits between them; host index arrays (ids, targets,
- * rows) are copied in per call. */
+ * weight stored in that type used as it is, any other widened a block of
+ * rows at a time on the second stream, overlapping the products: QLoRA's
+ * dequantization) with fp32 accumulation and output; a double-quantized
+ * weight's absmax values are decoded inside those kernels (weight.cuh);
+ * large operands keep their 16-bit copies between products (operand16).
+ * The other training operations (train.cu) are fp32, the CPU backend's
+ * arithmetic; narrow/widen keep activations in 16 bits between them; host
+ * index arrays (ids, targets, rows) are copied in per call.
+ * PP_CUDA_PROFILE=1 times every operation (timed). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

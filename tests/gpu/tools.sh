@@ -86,5 +86,13 @@ check cuda_profile_names_the_operations "grep -q 'device time by operation' $T/p
 train full-cpu cpu -m $M --full --precision fp32
 train full-cuda cuda -m $M --full --precision fp32
 losses_close cuda_full_fp32_losses_as_cpu $T/full-cpu.jsonl $T/full-cuda.jsonl 6 1e-4
+# --full in bf16: each step's AdamW changes the fp32 weights that the next step's products widen to bf16 on the
+# second stream (backend_cuda.cu), which must wait for it: near the CPU's losses
+train full-bf16 cuda -m $M --full
+losses_close cuda_full_bf16_losses_near_cpu $T/full-cpu.jsonl $T/full-bf16.jsonl 6 1e-2 1e-5
+# the same run again, with the main stream held back on the emulator (PP_EMU_DEFER=1; a GPU ignores it): the
+# same losses to the bit (on a GPU: a run repeats itself, streams and all)
+PP_EMU_DEFER=1 train full-bf16-again cuda -m $M --full
+check cuda_full_bf16_repeats_itself "[ \"\$(sed 's/, \"tokens_per_s\": [0-9.]*//' $T/full-bf16.jsonl)\" = \"\$(sed 's/, \"tokens_per_s\": [0-9.]*//' $T/full-bf16-again.jsonl)\" ]"
 check cuda_full_writes_a_model "[ -n \"\$($BIN/pp-generate -m $T/full-cuda --greedy --max-new-tokens 8 'Once upon a time')\" ]"
 expect cpu_refuses_bf16 64 'needs a GPU' "$BIN/pp-train --precision bf16 -m $M -d $T/train.tok -o $T/x"

@@ -839,6 +839,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_AUTO);
     for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_FP32);
     for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_BF16);
+    for (int i = 1; i < argc; i++) check_lora_step(argv[i], 0, PP_PREC_FP16);
     for (int i = 1; i < argc; i++) check_model(argv[i]);
     printf("%d checks, %d failed\n", checks, failed);
     pp_backend_free(cpu);

@@ -40,6 +40,9 @@ train fp32 cuda -m $M --targets all-linear --precision fp32
 train bf16 cuda -m $M --targets all-linear
 losses_close cuda_train_fp32_losses_as_cpu $T/cpu.jsonl $T/fp32.jsonl 6 1e-5
 losses_close cuda_train_bf16_losses_near_cpu $T/cpu.jsonl $T/bf16.jsonl 6 1e-2 1e-5
+# checkpointing recomputes each layer from its input as kept (bf16): the same losses to the bit
+train bf16-ckpt cuda -m $M --targets all-linear --grad-checkpoint
+check cuda_grad_checkpoint_bit_exact "[ \"\$(sed 's/, \"tokens_per_s\": [0-9.]*//' $T/bf16.jsonl)\" = \"\$(sed 's/, \"tokens_per_s\": [0-9.]*//' $T/bf16-ckpt.jsonl)\" ]"
 check cuda_train_reports_precision_and_peak "grep -q '\"precision\": \"bf16\"' $T/bf16/pp-train.json &&
     grep -Eq '\"peak_device_bytes\": [1-9]' $T/bf16/pp-train.json"
 # the plan a dry run makes for the GPU (it needs none) against the peak measured

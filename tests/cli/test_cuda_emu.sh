@@ -10,9 +10,10 @@ export PP_CUDA_LIB=$EMU/libppcuda.so
 # the faults it must catch: a kernel writing past an allocation and host code
 # reading device memory fault (as on a GPU); a host pointer given to a kernel
 # and a deadlocked block are named, exit 70
-# (a fault: killed by SIGSEGV, or under ASan its report and exit 1)
+# (a fault: killed by SIGSEGV, or under ASan its report of a deadly signal, SEGV or, when the fault lands
+# near a thread's stack, "stack-overflow", and exit 1)
 for c in overflow hostread; do
-    expect "emu_catches_$c" 0 '' "$EMU/emu_check $c 2>$T/$c.err; rc=\$?; [ \$rc -ge 128 ] || { [ \$rc = 1 ] && grep -q SEGV $T/$c.err; }"
+    expect "emu_catches_$c" 0 '' "$EMU/emu_check $c 2>$T/$c.err; rc=\$?; [ \$rc -ge 128 ] || { [ \$rc = 1 ] && grep -q DEADLYSIGNAL $T/$c.err; }"
 done
 expect emu_catches_tail 70 'wrote past the end of a 40-byte allocation' "$EMU/emu_check tail"
 expect emu_catches_exited_lane 70 'reads lane 5 of warp 0, which has returned' "$EMU/emu_check exitedlane"

@@ -31,7 +31,6 @@ typedef struct held {
     const float *src;       /* NULL: empty */
     size_t n;
     int f16;
-    unsigned long long used; /* for the least recently used */
 } held;
 
 typedef struct cu {
@@ -50,8 +49,8 @@ typedef struct cu {
     int side_stale;         /* a weight may have changed (upload, adamw, alloc, free) since the side stream last waited */
     int wnext, wlast;       /* the buffer the next block goes to; the one the last went to */
     held op16[2];           /* large operands' copies */
+    int op16_recent;        /* the one used last */
     size_t op16_min;        /* values from which an operand is held (PP_CUDA_HOLD_MIN, $PP_CUDA_HOLD_MIN for tests) */
-    unsigned long long clock;
     uint32_t *ids;          /* token ids for embed */
     size_t idcap;
     float *wf;              /* a weight widened to fp32 (matmul_dx) */
@@ -150,6 +149,9 @@ struct timed {
     }
 };
 #define TIMED(what) timed timed_(C(be)->prof, what, C(be)->stream)
+/* The start of an operation that writes device memory and is not a product:
+ * timed, and the held 16-bit copies dropped (forget_all, below). */
+#define WRITES(what) TIMED(what); forget_all(C(be))
 
 static void prof_report(cu *c)
 {
@@ -181,6 +183,15 @@ static void forget_all(cu *c)
     c->op16[0].src = c->op16[1].src = NULL;
 }
 
+/* An operation that may change a weight (upload, adamw; alloc and free,
+ * which may reuse an address): the side stream must wait for the stream
+ * before it widens again (weight_rows). */
+static void weights_may_change(cu *c)
+{
+    forget_all(c);
+    c->side_stale = 1;
+}
+
 static void forget(cu *c, const void *p, size_t bytes)
 {
     for (int i = 0; i < 2; i++) {
@@ -210,8 +221,7 @@ static void grow(cu *c, void **p, size_t *cap, size_t n, size_t sz)
 
 static void *cu_alloc(pp_backend *be, size_t bytes)
 {
-    forget_all(C(be));
-    C(be)->side_stale = 1;
+    weights_may_change(C(be));
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
         cudaGetLastError(); /* clear it: running out of memory is reported by the caller */
@@ -225,15 +235,13 @@ static void *cu_alloc(pp_backend *be, size_t bytes)
 
 static void cu_free(pp_backend *be, void *p)
 {
-    forget_all(C(be));
-    C(be)->side_stale = 1;
+    weights_may_change(C(be));
     if (p) PP_CUDA(cudaFree(p));
 }
 
 static void cu_upload(pp_backend *be, void *dst, const void *src, size_t bytes)
 {
-    forget_all(C(be));
-    C(be)->side_stale = 1;
+    weights_may_change(C(be));
     PP_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, C(be)->stream));
     PP_CUDA(cudaStreamSynchronize(C(be)->stream));
 }
@@ -280,16 +288,14 @@ static const uint32_t *device_ids(cu *c, const uint32_t *ids, int n)
 
 static void cu_embed(pp_backend *be, float *out, const pp_weight *table, const uint32_t *ids, int n)
 {
-    TIMED("embed");
-    forget_all(C(be));
+    WRITES("embed");
     cu *c = C(be);
     pp_cuda_embed(out, table, device_ids(c, ids, n), n, c->stream);
 }
 
 static void cu_rmsnorm(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, float eps)
 {
-    TIMED("rmsnorm");
-    forget_all(C(be));
+    WRITES("rmsnorm");
     pp_cuda_rmsnorm(out, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
 
@@ -314,17 +320,16 @@ static const void *operand16(pp_backend *be, void **buf, size_t *cap, const floa
 {
     cu *c = C(be);
     if (n < c->op16_min) return narrowed(be, buf, cap, x, n);
-    held *h = NULL;
-    for (int i = 0; i < 2; i++)
-        if (c->op16[i].src == x && c->op16[i].n == n && c->op16[i].f16 == f16(be)) h = &c->op16[i];
-    if (!h) {
-        h = c->op16[0].used <= c->op16[1].used ? &c->op16[0] : &c->op16[1];
+    int i = 0;
+    while (i < 2 && !(c->op16[i].src == x && c->op16[i].n == n && c->op16[i].f16 == f16(be))) i++;
+    if (i == 2) { /* not held: into the other slot than the one used last */
+        held *h = &c->op16[i = !c->op16_recent];
         h->src = NULL;
         narrowed(be, &h->buf, &h->cap, x, n);
         h->src = x, h->n = n, h->f16 = f16(be);
     }
-    h->used = ++c->clock;
-    return h->buf;
+    c->op16_recent = i;
+    return c->op16[i].buf;
 }
 
 /* 1 when w is an operand as it is stored: fp32 in fp32, bf16 in bf16 (or
@@ -461,8 +466,7 @@ static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weigh
 
 static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
 {
-    TIMED("rope");
-    forget_all(C(be));
+    WRITES("rope");
     pp_cuda_rope(q, k, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
 
@@ -475,23 +479,20 @@ static void head_dim_fits(int hd)
 static void cu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
                          int n_heads, int n_kv, int hd)
 {
-    TIMED("attention");
-    forget_all(C(be));
+    WRITES("attention");
     head_dim_fits(hd);
     pp_cuda_attention(out, q, kc, vc, n, pos0, n_heads, n_kv, hd, C(be)->stream);
 }
 
 static void cu_swiglu(pp_backend *be, float *out, const float *gate, const float *up, size_t n)
 {
-    TIMED("swiglu");
-    forget_all(C(be));
+    WRITES("swiglu");
     pp_cuda_swiglu(out, gate, up, n, C(be)->stream);
 }
 
 static void cu_add(pp_backend *be, float *x, const float *y, size_t n)
 {
-    TIMED("add");
-    forget_all(C(be));
+    WRITES("add");
     pp_cuda_add(x, y, n, C(be)->stream);
 }
 
@@ -522,24 +523,21 @@ static void cu_matmul_dx(pp_backend *be, float *dx, const float *dy, const pp_we
 
 static void cu_rmsnorm_train(pp_backend *be, float *out, float *rstd, const float *x, const pp_weight *w, int n, float eps)
 {
-    TIMED("rmsnorm_train");
-    forget_all(C(be));
+    WRITES("rmsnorm_train");
     pp_cuda_rmsnorm_train(out, rstd, x, (const float *)w->data, n, w->cols, eps, C(be)->stream);
 }
 
 static void cu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                                 const pp_weight *w, int n)
 {
-    TIMED("rmsnorm_backward");
-    forget_all(C(be));
+    WRITES("rmsnorm_backward");
     pp_cuda_rmsnorm_backward(dx, dw, dy, x, rstd, (const float *)w->data, n, w->cols, C(be)->stream);
 }
 
 static void cu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
                              float theta)
 {
-    TIMED("rope_backward");
-    forget_all(C(be));
+    WRITES("rope_backward");
     pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
 }
 
@@ -566,8 +564,7 @@ static void gemm_batched(pp_backend *be, float *Cm, long long ldc, long long sc,
 static void cu_attention_train(pp_backend *be, float *out, float *p, const float *q, const float *k, const float *v, int n,
                                int n_heads, int n_kv, int hd)
 {
-    TIMED("attention_train");
-    forget_all(C(be));
+    WRITES("attention_train");
     if (n <= 0) return;
     if (be->attention_lse) { /* p holds (n_heads, n) log-sum-exps: attention.cu's flash-style kernels */
         head_dim_fits(hd);
@@ -589,8 +586,7 @@ static void cu_attention_train(pp_backend *be, float *out, float *p, const float
 static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *dv, const float *dout, const float *p,
                                   const float *q, const float *k, const float *v, int n, int n_heads, int n_kv, int hd)
 {
-    TIMED("attention_backward");
-    forget_all(C(be));
+    WRITES("attention_backward");
     if (n <= 0) return;
     cu *c = C(be);
     if (be->attention_lse) {
@@ -616,8 +612,7 @@ static void cu_attention_backward(pp_backend *be, float *dq, float *dk, float *d
 static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float *dh, const float *g, const float *u,
                                size_t n)
 {
-    TIMED("swiglu_backward");
-    forget_all(C(be));
+    WRITES("swiglu_backward");
     pp_cuda_swiglu_backward(dg, du, dh, g, u, n, C(be)->stream);
 }
 
@@ -625,8 +620,7 @@ static void cu_swiglu_backward(pp_backend *be, float *dg, float *du, const float
  * to c->losssum on the device: nothing waits until loss_sum. */
 static void cu_cross_entropy(pp_backend *be, float *logits, const int32_t *targets, int n, int vocab, float scale)
 {
-    TIMED("cross_entropy");
-    forget_all(C(be));
+    WRITES("cross_entropy");
     cu *c = C(be);
     if (n <= 0) return;
     const int32_t *t = indices(c, targets, n);
@@ -647,53 +641,46 @@ static double cu_loss_sum(pp_backend *be)
 
 static void cu_embed_backward(pp_backend *be, float *dtable, const float *dout, const uint32_t *ids, int n, int dim)
 {
-    TIMED("embed_backward");
-    forget_all(C(be));
+    WRITES("embed_backward");
     cu *c = C(be);
     pp_cuda_embed_backward(dtable, dout, device_ids(c, ids, n), n, dim, c->stream);
 }
 
 static void cu_zero(pp_backend *be, float *p, size_t n)
 {
-    TIMED("zero");
-    forget_all(C(be));
+    WRITES("zero");
     if (n) PP_CUDA(cudaMemsetAsync(p, 0, n * sizeof *p, C(be)->stream));
 }
 
 static void cu_copyf(pp_backend *be, float *dst, const float *src, size_t n)
 {
-    TIMED("copy");
-    forget_all(C(be));
+    WRITES("copy");
     if (n) PP_CUDA(cudaMemcpyAsync(dst, src, n * sizeof *dst, cudaMemcpyDeviceToDevice, C(be)->stream));
 }
 
 static void cu_rows(pp_backend *be, float *dst, const float *src, const int *rows, int count, int dim, int scatter)
 {
-    TIMED("rows");
-    forget_all(C(be));
+    WRITES("rows");
     cu *c = C(be);
     pp_cuda_rows(dst, src, (const int *)indices(c, (const int32_t *)rows, count), count, dim, scatter, c->stream);
 }
 
 static void cu_dropout(pp_backend *be, float *out, const float *x, size_t n, uint64_t key, uint32_t thr, float scale, int acc)
 {
-    TIMED("dropout");
-    forget_all(C(be));
+    WRITES("dropout");
     pp_cuda_dropout(out, x, n, key, thr, scale, acc, C(be)->stream);
 }
 
 static void cu_narrow(pp_backend *be, void *dst, const float *src, size_t n)
 {
-    TIMED("narrow");
-    forget_all(C(be));
+    WRITES("narrow");
     if (f16(be)) pp_cuda_to_f16((__half *)dst, src, n, C(be)->stream);
     else pp_cuda_to_bf16((__nv_bfloat16 *)dst, src, n, C(be)->stream);
 }
 
 static void cu_widen(pp_backend *be, float *dst, const void *src, size_t n)
 {
-    TIMED("widen");
-    forget_all(C(be));
+    WRITES("widen");
     if (f16(be)) pp_cuda_from_f16(dst, (const __half *)src, n, C(be)->stream);
     else pp_cuda_from_bf16(dst, (const __nv_bfloat16 *)src, n, C(be)->stream);
 }
@@ -713,16 +700,14 @@ static double cu_sumsq(pp_backend *be, const float *x, size_t n)
 
 static void cu_scale(pp_backend *be, float *x, size_t n, float f)
 {
-    TIMED("scale");
-    forget_all(C(be));
+    WRITES("scale");
     pp_cuda_scale(x, n, f, C(be)->stream);
 }
 
 static void cu_adamw(pp_backend *be, float *p, const float *g, float *m, float *v, size_t n, size_t n_decay, const float h[6])
 {
     TIMED("adamw");
-    forget_all(C(be));
-    C(be)->side_stale = 1;
+    weights_may_change(C(be));
     pp_cuda_adamw(p, g, m, v, n, n_decay, h, C(be)->stream);
 }
 
@@ -771,6 +756,13 @@ static const pp_backend_ops cuda_ops = {
     cu_zero, cu_copyf, cu_rows, cu_dropout, cu_narrow, cu_widen, cu_sumsq, cu_scale, cu_adamw, cu_destroy, 0, 1,
 };
 
+/* $name as a positive count, else dflt (tests' settings). */
+static size_t env_size(const char *name, size_t dflt)
+{
+    const char *v = getenv(name);
+    return v && atol(v) > 0 ? (size_t)atol(v) : dflt;
+}
+
 extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const pp_cuda_host *host)
 {
     *out = NULL;
@@ -791,10 +783,8 @@ extern "C" pp_status pp_backend_cuda_create(pp_backend **out, int device, const 
     }
     c->device = device;
     c->host = *host;
-    const char *cap = getenv("PP_CUDA_WIDEN_MAX");
-    c->chunk = cap && atol(cap) > 0 ? (size_t)atol(cap) : PP_CUDA_CHUNK;
-    const char *hold = getenv("PP_CUDA_HOLD_MIN");
-    c->op16_min = hold && atol(hold) > 0 ? (size_t)atol(hold) : PP_CUDA_HOLD_MIN;
+    c->chunk = env_size("PP_CUDA_WIDEN_MAX", PP_CUDA_CHUNK);
+    c->op16_min = env_size("PP_CUDA_HOLD_MIN", PP_CUDA_HOLD_MIN);
     c->be = be;
     PP_CUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     const char *pr = getenv("PP_CUDA_PROFILE");

@@ -87,45 +87,38 @@ extern "C" void pp_cuda_widen_f32(float *out, const pp_weight *w, int row0, int 
     widen_rows(out, w, row0, rows, s);
 }
 
-template <typename T> static __global__ void narrow(T *out, const float *x, size_t n)
+static __device__ __forceinline__ float to_f32(float v) { return v; }
+static __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+static __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+
+/* out[k] = x[k] between fp32 and bf16 or fp16 (through fp32: exact one way,
+ * rounded to nearest the other). */
+template <typename O, typename I> static __global__ void convert(O *out, const I *x, size_t n)
 {
     for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
-        out[k] = from_f32<T>(x[k]);
+        out[k] = from_f32<O>(to_f32(x[k]));
+}
+
+template <typename O, typename I> static void convert_n(O *out, const I *x, size_t n, cudaStream_t s, const char *what)
+{
+    if (!n) return;
+    PP_LAUNCH((convert<O, I>), pp_cuda_grid(n), 256, 0, s)(out, x, n);
+    PP_LAUNCHED(what);
 }
 
 extern "C" void pp_cuda_to_bf16(__nv_bfloat16 *out, const float *x, size_t n, cudaStream_t s)
 {
-    if (!n) return;
-    PP_LAUNCH(narrow<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
-    PP_LAUNCHED("to bf16");
+    convert_n(out, x, n, s, "to bf16");
 }
 
-extern "C" void pp_cuda_to_f16(__half *out, const float *x, size_t n, cudaStream_t s)
-{
-    if (!n) return;
-    PP_LAUNCH(narrow<__half>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
-    PP_LAUNCHED("to f16");
-}
-
-static __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-static __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-
-template <typename T> static __global__ void widen16(float *out, const T *x, size_t n)
-{
-    for (size_t k = blockIdx.x * (size_t)blockDim.x + threadIdx.x; k < n; k += (size_t)gridDim.x * blockDim.x)
-        out[k] = to_f32(x[k]);
-}
+extern "C" void pp_cuda_to_f16(__half *out, const float *x, size_t n, cudaStream_t s) { convert_n(out, x, n, s, "to f16"); }
 
 extern "C" void pp_cuda_from_bf16(float *out, const __nv_bfloat16 *x, size_t n, cudaStream_t s)
 {
-    if (!n) return;
-    PP_LAUNCH(widen16<__nv_bfloat16>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
-    PP_LAUNCHED("from bf16");
+    convert_n(out, x, n, s, "from bf16");
 }
 
 extern "C" void pp_cuda_from_f16(float *out, const __half *x, size_t n, cudaStream_t s)
 {
-    if (!n) return;
-    PP_LAUNCH(widen16<__half>, pp_cuda_grid(n), 256, 0, s)(out, x, n);
-    PP_LAUNCHED("from f16");
+    convert_n(out, x, n, s, "from f16");
 }

@@ -28,7 +28,7 @@ WARN     := -Wall -Wextra
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -pthread -fopenmp -Icommon $(SANFLAGS)
 CXXFLAGS += -std=c++17 $(OPT) -g $(WARN) -pthread -Icommon $(SANFLAGS)
 LDFLAGS  += -pthread -fopenmp $(SANFLAGS)
-LDLIBS   := -lcjson -lzstd -lsentencepiece -lsentencepiece_train -lopenblas -lstdc++ -lm
+LDLIBS   := -lcjson -lzstd -lsentencepiece -lsentencepiece_train -lpcre2-8 -lutf8proc -lopenblas -lstdc++ -lm
 
 COMMON_C  := $(wildcard common/*.c)
 COMMON_CC := $(wildcard common/*.cc)
@@ -53,6 +53,8 @@ PROBES := cJSON:libcjson-dev:cjson/cJSON.h:-lcjson \
           zstd:libzstd-dev:zstd.h:-lzstd \
           sentencepiece:libsentencepiece-dev:sentencepiece_processor.h:-lsentencepiece \
           sentencepiece_train:libsentencepiece-dev:sentencepiece_trainer.h:-lsentencepiece_train \
+          PCRE2:libpcre2-dev:pcre2posix.h:-lpcre2-8 \
+          utf8proc:libutf8proc-dev:utf8proc.h:-lutf8proc \
           OpenBLAS:libopenblas-dev:cblas.h:-lopenblas
 
 # The probes link into a temporary file: "-o /dev/null" run as root lets the
@@ -179,6 +181,8 @@ bench: $(TOOLS)
 	@sh bench/tokenize.sh
 	@echo; echo "== the same, cache-hostile text (30% of words random pseudo-words) =="
 	@BENCH_RARE=0.3 sh bench/tokenize.sh
+	@echo; echo "== pp-tokenize with a tokenizer.json next to Hugging Face tokenizers =="
+	@sh bench/tokenize_hf.sh
 	@echo; echo "== pp-generate next to transformers (CPU: prompt, decode, sgemm) =="
 	@sh bench/generate.sh
 	@echo; echo "== pp-train next to transformers + PEFT (CPU: LoRA tokens/s, peak RSS) =="

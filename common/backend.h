@@ -60,8 +60,11 @@ typedef struct pp_backend_ops {
     /* out (n, rows) = x (n, cols) · Wᵀ, or out += that when accumulate. */
     void (*matmul)(pp_backend *be, float *out, const float *x, const pp_weight *w, int n, int accumulate);
     /* Rotates q (n, n_heads*hd) and k (n, n_kv*hd) in place by position
-     * pos0 + i, Hugging Face's rotate_half layout (pairs i, i + hd/2). */
-    void (*rope)(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta);
+     * pos0 + i, Hugging Face's rotate_half layout (pairs i, i + hd/2): pair
+     * j by the angle (float)(pos0 + i) * inv_freq[j], inv_freq (hd/2) in
+     * this backend's memory (pp_config_inv_freq() computes it). */
+    void (*rope)(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd,
+                 const float *inv_freq);
     /* Causal attention of n new queries at positions pos0.. against the
      * cache holding positions 0..pos0+n-1. out, q (n, n_heads*hd);
      * kc, vc (max_seq, n_kv*hd) for this layer. GQA: query head h reads
@@ -88,7 +91,7 @@ typedef struct pp_backend_ops {
                              const pp_weight *w, int n);
     /* dq, dk rotated back (the transpose of rope for positions pos0..). */
     void (*rope_backward)(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
-                          float theta);
+                          const float *inv_freq);
     /* Causal self-attention over n tokens from position 0, keeping the
      * probabilities: p (n_heads, n, n). q (n, n_heads*hd); k, v (n, n_kv*hd).
      * With pp_backend.attention_lse (where ops.lse_attention says it can):

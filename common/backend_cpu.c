@@ -320,17 +320,16 @@ static void cpu_matmul(pp_backend *be, float *out, const float *x, const pp_weig
 
 /* Rotates q and k by the positions' angles (sign 1) or back by them (sign
  * -1: the transpose, for the backward pass), HF's rotate_half layout. */
-static void rotate(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta,
-                   float sign)
+static void rotate(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd,
+                   const float *inv_freq, float sign)
 {
     int half = hd / 2;
 #pragma omp parallel for num_threads(be->threads) if ((size_t)n * (n_heads + n_kv) * hd >= PAR_MIN)
     for (int i = 0; i < n; i++) {
         float pos = (float)(pos0 + i);
         for (int j = 0; j < half; j++) {
-            /* as transformers computes it, in float32: inv_freq = 1 / theta^(2j/hd) */
-            float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
-            float a = pos * inv, cs = cosf(a), sn = sign * sinf(a);
+            /* as transformers computes it, in float32: freqs = position * inv_freq, then cos and sin */
+            float a = pos * inv_freq[j], cs = cosf(a), sn = sign * sinf(a);
             for (int h = 0; h < n_heads + n_kv; h++) {
                 float *v = h < n_heads ? q + ((size_t)i * n_heads + h) * hd : k + ((size_t)i * n_kv + (h - n_heads)) * hd;
                 float x1 = v[j], x2 = v[j + half];
@@ -341,9 +340,10 @@ static void rotate(pp_backend *be, float *q, float *k, int n, int pos0, int n_he
     }
 }
 
-static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
+static void cpu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd,
+                     const float *inv_freq)
 {
-    rotate(be, q, k, n, pos0, n_heads, n_kv, hd, theta, 1.0f);
+    rotate(be, q, k, n, pos0, n_heads, n_kv, hd, inv_freq, 1.0f);
 }
 
 static void cpu_attention(pp_backend *be, float *out, const float *q, const float *kc, const float *vc, int n, int pos0,
@@ -551,9 +551,9 @@ static void cpu_embed_backward(pp_backend *be, float *dtable, const float *dout,
 }
 
 static void cpu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
-                              float theta)
+                              const float *inv_freq)
 {
-    rotate(be, dq, dk, n, pos0, n_heads, n_kv, hd, theta, -1.0f);
+    rotate(be, dq, dk, n, pos0, n_heads, n_kv, hd, inv_freq, -1.0f);
 }
 
 /* Causal softmax of the rows of s (n, n) in place: row i over 0..i, zeros after. */

@@ -47,7 +47,8 @@ pp_status pp_full_init(pp_full *f, pp_llama *m)
     f->grads = calloc(f->n, sizeof(float));
     f->g = *m;
     f->g.layers = malloc((size_t)m->cfg.n_layers * sizeof *f->g.layers);
-    f->g.mem = f->g.fmem = NULL, f->g.tokenizer = NULL;
+    f->g.mem = f->g.fmem = NULL;
+    memset(&f->g.tok, 0, sizeof f->g.tok);
     if (!f->params || !f->grads || !f->g.layers) {
         free(w);
         pp_full_free(f);

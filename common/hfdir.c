@@ -23,10 +23,10 @@ typedef struct entry {
 } entry;
 
 struct pp_hfdir {
+    char *gen_json;         /* generation_config.json, or NULL */
     char *dir;              /* the directory, or the pp model file */
     int is_file;
-    char *tok;              /* a pp model file's tokenizer.model (tok_n bytes), or NULL */
-    size_t tok_n;
+    pp_tokfiles tok;        /* a pp model file's tokenizer */
     char *config_json;
     pp_config cfg;
     shard *shards;
@@ -184,6 +184,15 @@ static pp_status open_dir(pp_hfdir *h)
     }
     free(cpath);
     if (s != PP_OK) return s;
+    /* generate() stops at generation_config.json's eos ids (Llama 3: several) */
+    char *gpath = pp_path_join(h->dir, "generation_config.json"), *gen = NULL;
+    struct stat gst;
+    if (!gpath) return pp_fail(PP_E_NOMEM, "out of memory");
+    if (stat(gpath, &gst) == 0 && (s = slurp_file(gpath, CONFIG_MAX, &gen, &n)) == PP_OK)
+        s = pp_config_generation(&h->cfg, gen, n);
+    h->gen_json = gen; /* pp-quantize carries it */
+    free(gpath);
+    if (s != PP_OK) return s;
 
     cJSON *index;
     PP_TRY(find_shards(h, &index));
@@ -276,18 +285,25 @@ static pp_status open_file(pp_hfdir *h)
                     quant ? quant : "?");
     if (s == PP_OK && !(h->config_json = strdup(cfg))) s = pp_fail(PP_E_NOMEM, "out of memory");
     if (s == PP_OK) s = pp_config_parse(&h->cfg, h->config_json, strlen(h->config_json));
-    const pp_tensor_info *t = s == PP_OK ? pp_st_find(st, "tokenizer.model") : NULL;
-    if (t && t->dtype == PP_U8 && t->end - t->begin <= TOKENIZER_MAX) {
-        h->tok_n = (size_t)(t->end - t->begin);
-        if (!(h->tok = malloc(h->tok_n ? h->tok_n : 1))) s = pp_fail(PP_E_NOMEM, "out of memory");
-        if (s == PP_OK) s = pp_st_read(st, t, h->tok);
-    }
+    if (s == PP_OK) s = pp_model_file_generation(st, &h->cfg, &h->gen_json);
+    if (s == PP_OK && pp_tokfiles_from_st(&h->tok, st) != PP_OK) pp_tokfiles_free(&h->tok); /* none: runs on ids */
     pp_st_close(st);
     pp_reader_close(r);
     if (s == PP_OK) s = pp_reader_open(&h->shards[0].r, h->dir);
     if (s == PP_OK) s = pp_st_open(&h->shards[0].st, h->shards[0].r);
     if (s == PP_OK) s = index_weights(h, NULL);
     return s;
+}
+
+const char *pp_hfdir_generation_json(const pp_hfdir *h) { return h->gen_json; }
+
+pp_status pp_model_file_generation(const pp_st_reader *st, pp_config *c, char **copy)
+{
+    const char *gen = pp_st_meta(st, "generation_config");
+    if (!gen) return PP_OK;
+    PP_TRY(pp_config_generation(c, gen, strlen(gen)));
+    if (copy && !(*copy = strdup(gen))) return pp_fail(PP_E_NOMEM, "out of memory");
+    return PP_OK;
 }
 
 pp_status pp_model_file_config(const pp_st_reader *st, const char **config)
@@ -335,7 +351,8 @@ void pp_hfdir_close(pp_hfdir *h)
     free(h->shards);
     free(h->t);
     free(h->config_json);
-    free(h->tok);
+    pp_tokfiles_free(&h->tok);
+    free(h->gen_json);
     free(h->dir);
     free(h);
 }
@@ -367,18 +384,92 @@ pp_status pp_hfdir_finish(pp_hfdir *h)
     return PP_OK;
 }
 
-pp_status pp_hfdir_tokenizer(const pp_hfdir *h, char **data, size_t *n)
+const char *pp_tokfiles_name(const pp_tokfiles *f) { return f->json ? "tokenizer.json" : "tokenizer.model"; }
+
+void pp_tokfiles_free(pp_tokfiles *f)
 {
-    if (h->is_file) {
-        if (!h->tok) return pp_fail(PP_E_NOINPUT, "no tokenizer.model in the model file");
-        if (!(*data = malloc(h->tok_n + 1))) return pp_fail(PP_E_NOMEM, "out of memory");
-        memcpy(*data, h->tok, h->tok_n);
-        *n = h->tok_n;
-        return PP_OK;
+    free(f->data);
+    free(f->config);
+    memset(f, 0, sizeof *f);
+}
+
+static pp_status dup_bytes(char **out, const char *p, size_t n)
+{
+    if (!(*out = malloc(n + 1))) return pp_fail(PP_E_NOMEM, "out of memory");
+    memcpy(*out, p, n);
+    (*out)[n] = 0;
+    return PP_OK;
+}
+
+pp_status pp_tokfiles_from_dir(pp_tokfiles *f, const char *dir)
+{
+    memset(f, 0, sizeof *f);
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+    pp_status s = PP_E_NOINPUT;
+    for (int k = 0; k < 2 && s == PP_E_NOINPUT; k++) {
+        char *path = pp_path_join(dir, names[k]);
+        if (!path) return pp_fail(PP_E_NOMEM, "out of memory");
+        struct stat sb;
+        s = stat(path, &sb) == 0 ? slurp_file(path, TOKENIZER_MAX, &f->data, &f->n) : PP_E_NOINPUT;
+        f->json = k == 0;
+        free(path);
     }
-    char *path = pp_path_join(h->dir, "tokenizer.model");
-    if (!path) return pp_fail(PP_E_NOMEM, "out of memory");
-    pp_status s = slurp_file(path, TOKENIZER_MAX, data, n);
+    if (s == PP_E_NOINPUT) return pp_fail(s, "no tokenizer.json or tokenizer.model in this directory");
+    char *path = s == PP_OK ? pp_path_join(dir, "tokenizer_config.json") : NULL;
+    struct stat sb;
+    if (path && stat(path, &sb) == 0) s = slurp_file(path, TOKENIZER_MAX, &f->config, &f->nconfig);
     free(path);
+    if (s != PP_OK) pp_tokfiles_free(f);
     return s;
+}
+
+pp_status pp_tokfiles_from_st(pp_tokfiles *f, pp_st_reader *st)
+{
+    memset(f, 0, sizeof *f);
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"};
+    const pp_tensor_info *t[3];
+    for (int k = 0; k < 3; k++) {
+        t[k] = pp_st_find(st, names[k]);
+        if (t[k] && (t[k]->dtype != PP_U8 || t[k]->end - t[k]->begin > TOKENIZER_MAX))
+            return pp_fail(PP_E_DATA, "tensor %s is not a file of bytes", names[k]);
+    }
+    if (!t[0] && !t[1]) return pp_fail(PP_E_NOINPUT, "no tokenizer.json or tokenizer.model in the model file");
+    /* read in file order: the file may be a stream */
+    pp_status s = PP_OK;
+    for (size_t i = 0; i < pp_st_count(st) && s == PP_OK; i++) {
+        const pp_tensor_info *x = pp_st_tensor(st, i);
+        int k = x == t[0] ? 0 : x == t[1] ? 1 : x == t[2] ? 2 : -1;
+        if (k < 0 || (k == 1 && t[0])) continue;
+        size_t n = (size_t)(x->end - x->begin);
+        char *buf = malloc(n + 1);
+        if (!buf) {
+            s = pp_fail(PP_E_NOMEM, "out of memory");
+            break;
+        }
+        s = pp_st_read(st, x, buf);
+        buf[n] = 0;
+        if (k == 2) f->config = buf, f->nconfig = n;
+        else f->data = buf, f->n = n, f->json = k == 0;
+    }
+    if (s != PP_OK) pp_tokfiles_free(f);
+    return s;
+}
+
+pp_status pp_hfdir_tokenizer(const pp_hfdir *h, pp_tokfiles *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!h->is_file) return pp_tokfiles_from_dir(f, h->dir);
+    if (!h->tok.data) return pp_fail(PP_E_NOINPUT, "no tokenizer in the model file");
+    f->json = h->tok.json;
+    PP_TRY(dup_bytes(&f->data, h->tok.data, h->tok.n));
+    f->n = h->tok.n;
+    if (h->tok.config) {
+        pp_status s = dup_bytes(&f->config, h->tok.config, h->tok.nconfig);
+        if (s != PP_OK) {
+            pp_tokfiles_free(f);
+            return s;
+        }
+        f->nconfig = h->tok.nconfig;
+    }
+    return PP_OK;
 }

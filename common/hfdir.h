@@ -31,8 +31,34 @@ pp_status pp_hfdir_read(pp_hfdir *h, size_t i, void *dst);
 /* After the last read: every shard must end where its header says. */
 pp_status pp_hfdir_finish(pp_hfdir *h);
 
-/* The bytes of tokenizer.model (malloc'ed); PP_E_NOINPUT when absent. */
-pp_status pp_hfdir_tokenizer(const pp_hfdir *h, char **data, size_t *n);
+/* The files that define a model's tokenizer, as a directory holds them and a
+ * pp model file carries them (U8 tensors named after the files). */
+typedef struct pp_tokfiles {
+    char *data;             /* tokenizer.json or tokenizer.model bytes (malloc'ed), or NULL */
+    size_t n;
+    int json;               /* 1: data is tokenizer.json */
+    char *config;           /* tokenizer_config.json (malloc'ed, NUL-terminated), or NULL */
+    size_t nconfig;
+} pp_tokfiles;
+
+/* The tensor or file name of f's main file. */
+const char *pp_tokfiles_name(const pp_tokfiles *f);
+void pp_tokfiles_free(pp_tokfiles *f);
+/* A directory's tokenizer: tokenizer.json wins over tokenizer.model, as in
+ * transformers; tokenizer_config.json when present. PP_E_NOINPUT names the
+ * files missing. */
+pp_status pp_tokfiles_from_dir(pp_tokfiles *f, const char *dir);
+/* The same from a safetensors file's U8 tensors (the whole file is read). */
+pp_status pp_tokfiles_from_st(pp_tokfiles *f, pp_st_reader *st);
+
+/* The model's tokenizer files; PP_E_NOINPUT when it has none. */
+pp_status pp_hfdir_tokenizer(const pp_hfdir *h, pp_tokfiles *f);
+
+/* generation_config.json as found (NUL-terminated), or NULL. */
+const char *pp_hfdir_generation_json(const pp_hfdir *h);
+/* A pp model file's generation_config (metadata): its eos ids added to c;
+ * with copy non-NULL, a malloc'ed copy of the text (NULL when none). */
+pp_status pp_model_file_generation(const pp_st_reader *st, pp_config *c, char **copy);
 
 /* Checks a pp model file's header (pp.kind "model", pp.version "1", a
  * config) and points *config at its config.json text (owned by st). */

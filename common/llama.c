@@ -234,10 +234,7 @@ static pp_status load_dir(pp_llama *m, const char *path, srcs *s)
     }
     if (st == PP_OK) st = pp_hfdir_finish(h);
     m->mem_bytes = total;
-    if (st == PP_OK && pp_hfdir_tokenizer(h, &m->tokenizer, &m->tokenizer_len) != PP_OK) {
-        m->tokenizer = NULL; /* a model without a tokenizer runs on ids */
-        m->tokenizer_len = 0;
-    }
+    if (st == PP_OK && pp_hfdir_tokenizer(h, &m->tok) != PP_OK) pp_tokfiles_free(&m->tok); /* runs on ids */
     pp_hfdir_close(h);
     return st;
 }
@@ -252,6 +249,7 @@ static pp_status load_file(pp_llama *m, const char *path, srcs *s)
     const char *cfg = NULL;
     if (e == PP_OK) e = pp_model_file_config(st, &cfg);
     if (e == PP_OK) e = pp_config_parse(&m->cfg, cfg, strlen(cfg));
+    if (e == PP_OK) e = pp_model_file_generation(st, &m->cfg, NULL);
     size_t n = e == PP_OK ? pp_st_count(st) : 0, total = 0;
     for (size_t i = 0; i < n; i++) total += align64((size_t)(pp_st_tensor(st, i)->end - pp_st_tensor(st, i)->begin));
     if (e == PP_OK) {
@@ -268,10 +266,19 @@ static pp_status load_file(pp_llama *m, const char *path, srcs *s)
     }
     if (e == PP_OK) e = pp_st_finish(st);
     m->mem_bytes = total;
-    const src *tok = e == PP_OK ? get(s, "tokenizer.model") : NULL;
-    if (tok && tok->dtype == PP_U8 && (m->tokenizer = malloc(tok->nbytes + 1))) {
-        memcpy(m->tokenizer, tok->data, tok->nbytes);
-        m->tokenizer_len = tok->nbytes;
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"};
+    for (int k = 0; k < 3 && e == PP_OK; k++) {
+        const src *tok = get(s, names[k]);
+        if (!tok || tok->dtype != PP_U8 || (k == 1 && m->tok.data)) continue;
+        char *p = malloc(tok->nbytes + 1);
+        if (!p) {
+            e = pp_fail(PP_E_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(p, tok->data, tok->nbytes);
+        p[tok->nbytes] = 0;
+        if (k == 2) m->tok.config = p, m->tok.nconfig = tok->nbytes;
+        else m->tok.data = p, m->tok.n = tok->nbytes, m->tok.json = k == 0;
     }
     pp_st_close(st);
     pp_reader_close(r);
@@ -299,7 +306,7 @@ void pp_llama_free(pp_llama *m)
         m->dev->ops->free(m->dev, m->dev_fmem);
     }
     free(m->layers);
-    free(m->tokenizer);
+    pp_tokfiles_free(&m->tok);
     free(m->mem);
     free(m->fmem);
     memset(m, 0, sizeof *m);
@@ -325,7 +332,8 @@ pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_
     s->max_batch = max_batch;
     size_t kvd = (size_t)c->n_kv_heads * c->head_dim, qd = (size_t)c->n_heads * c->head_dim, B = (size_t)max_batch;
     size_t cache = (size_t)c->n_layers * (size_t)max_seq * kvd;
-    size_t act = 2 * B * (size_t)c->dim + 2 * B * qd + 2 * B * (size_t)c->hidden + B * (size_t)c->vocab;
+    size_t half = (size_t)c->head_dim / 2;
+    size_t act = 2 * B * (size_t)c->dim + 2 * B * qd + 2 * B * (size_t)c->hidden + B * (size_t)c->vocab + half;
     s->kc = be->ops->alloc(be, cache * sizeof(float));
     s->vc = be->ops->alloc(be, cache * sizeof(float));
     s->act = be->ops->alloc(be, act * sizeof(float));
@@ -340,7 +348,16 @@ pp_status pp_infer_init(pp_infer *s, const pp_llama *m, pp_backend *be, int max_
     s->att = p, p += B * qd;
     s->g = p, p += B * c->hidden;
     s->u = p, p += B * c->hidden;
-    s->logits = p;
+    s->logits = p, p += B * c->vocab;
+    s->inv_freq = p;
+    float *inv = malloc(half * sizeof *inv);
+    if (!inv) {
+        pp_infer_free(s);
+        return pp_fail(PP_E_NOMEM, "out of memory");
+    }
+    pp_config_inv_freq(c, inv);
+    be->ops->upload(be, s->inv_freq, inv, half * sizeof *inv);
+    free(inv);
     pp_status st = be->ops->reserve(be, pp_llama_largest_weight(c), max_seq);
     if (st != PP_OK) pp_infer_free(s);
     return st;
@@ -400,7 +417,7 @@ static void forward_chunk(pp_infer *s, const uint32_t *ids, int n, float *logits
         lin(s, s->q, s->xb, &L->wq, n, 0, l, PP_LORA_Q);
         lin(s, kc + (size_t)pos0 * kvd, s->xb, &L->wk, n, 0, l, PP_LORA_K); /* straight into the cache */
         lin(s, vc + (size_t)pos0 * kvd, s->xb, &L->wv, n, 0, l, PP_LORA_V);
-        op->rope(be, s->q, kc + (size_t)pos0 * kvd, n, pos0, c->n_heads, c->n_kv_heads, hd, c->rope_theta);
+        op->rope(be, s->q, kc + (size_t)pos0 * kvd, n, pos0, c->n_heads, c->n_kv_heads, hd, s->inv_freq);
         op->attention(be, s->att, s->q, kc, vc, n, pos0, c->n_heads, c->n_kv_heads, hd);
         lin(s, s->x, s->att, &L->wo, n, 1, l, PP_LORA_O); /* the residual add is the accumulate */
         op->rmsnorm(be, s->xb, s->x, &L->ffn_norm, n, c->norm_eps);

@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "hfdir.h"
 #include "lora.h"
 #include "status.h"
 
@@ -28,8 +29,7 @@ typedef struct pp_llama {
     pp_weight norm;         /* (dim) fp32 */
     pp_weight lm_head;      /* (vocab, dim); the embedding when tied */
     pp_llama_layer *layers; /* (n_layers) */
-    char *tokenizer;        /* tokenizer.model bytes, or NULL */
-    size_t tokenizer_len;
+    pp_tokfiles tok;        /* the tokenizer's files (tok.data NULL: none) */
     char quant[16];         /* "f32", "bf16", "nf4", ... (the linear weights) */
     void *mem;              /* the weights: one allocation */
     size_t mem_bytes;
@@ -78,6 +78,7 @@ typedef struct pp_infer {
     float *q, *att;         /* (max_batch, n_heads*hd) */
     float *g, *u;           /* (max_batch, hidden) */
     float *logits;          /* (max_batch, vocab) */
+    float *inv_freq;        /* (head_dim/2) RoPE's inverse frequencies (pp_config_inv_freq) */
     const pp_lora *lora;    /* an adapter applied unmerged, or NULL */
     float lora_scale;       /* multiplies the adapter's own scale */
     float *xa;              /* (max_batch, r) x Aᵀ, when an adapter is set */

@@ -206,6 +206,15 @@ static void short_float(char *buf, size_t n, float f)
     }
 }
 
+/* The shortest decimal that reads back as d. */
+static void short_double(char *buf, size_t n, double d)
+{
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d) return;
+    }
+}
+
 /* A config.json from the parsed values, for a base read from standard input. */
 static pp_status config_from(pp_buf *b, const pp_config *c)
 {
@@ -227,7 +236,22 @@ static pp_status config_from(pp_buf *b, const pp_config *c)
         else s = pp_buf_adds(b, ",\n  \"sliding_window\": null");
     }
     if (s == PP_OK && c->bos_id >= 0) s = pp_buf_printf(b, ",\n  \"bos_token_id\": %d", c->bos_id);
-    if (s == PP_OK && c->eos_id >= 0) s = pp_buf_printf(b, ",\n  \"eos_token_id\": %d", c->eos_id);
+    if (s == PP_OK && c->n_eos == 1) s = pp_buf_printf(b, ",\n  \"eos_token_id\": %d", c->eos_id);
+    for (int i = 0; s == PP_OK && c->n_eos > 1 && i < c->n_eos; i++)
+        s = pp_buf_printf(b, "%s%d%s", i ? ", " : ",\n  \"eos_token_id\": [", c->eos_ids[i], i + 1 < c->n_eos ? "" : "]");
+    if (s == PP_OK && c->rope_type != PP_ROPE_DEFAULT) {
+        char f[32], lo[32], hi[32];
+        short_double(f, sizeof f, c->rope_factor);
+        short_double(lo, sizeof lo, c->rope_low_freq);
+        short_double(hi, sizeof hi, c->rope_high_freq);
+        if (c->rope_type == PP_ROPE_LINEAR)
+            s = pp_buf_printf(b, ",\n  \"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": %s}", f);
+        else
+            s = pp_buf_printf(b,
+                              ",\n  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": %s, \"low_freq_factor\": %s, "
+                              "\"high_freq_factor\": %s, \"original_max_position_embeddings\": %d}",
+                              f, lo, hi, c->rope_orig_max);
+    }
     if (s == PP_OK) s = pp_buf_adds(b, "\n}\n");
     return s;
 }
@@ -487,7 +511,9 @@ pp_status pp_merge_write(const pp_llama *m, const pp_lora *l, const char *base, 
         }
         if ((s = write_file(outdir, "model.safetensors.index.json", idx.p, idx.len, &ctx)) != PP_OK) goto fail_ctx;
     }
-    if (m->tokenizer && (s = write_file(outdir, "tokenizer.model", m->tokenizer, m->tokenizer_len, &ctx)) != PP_OK)
+    if (m->tok.data && (s = write_file(outdir, pp_tokfiles_name(&m->tok), m->tok.data, m->tok.n, &ctx)) != PP_OK)
+        goto fail_ctx;
+    if (m->tok.config && (s = write_file(outdir, "tokenizer_config.json", m->tok.config, m->tok.nconfig, &ctx)) != PP_OK)
         goto fail_ctx;
     if (base && strcmp(base, "-") && stat(base, &st) == 0 && S_ISDIR(st.st_mode)) {
         static const char *const side[] = {"generation_config.json", "tokenizer.json", "tokenizer_config.json",

@@ -332,6 +332,34 @@ static pp_status render_turn(pp_buf *out, const pp_template *t, const char *inst
     return expand(out, t->head, instr, ni, t, input, nin);
 }
 
+/* The role of a chat entry in the usual spelling: "system", "user" (also
+ * "human"), "assistant" (also "gpt", "model"); NULL for any other. */
+static const char *role_of(const char *r)
+{
+    if (strcmp(r, "system") == 0) return "system";
+    if (strcmp(r, "user") == 0 || strcmp(r, "human") == 0) return "user";
+    if (strcmp(r, "assistant") == 0 || strcmp(r, "gpt") == 0 || strcmp(r, "model") == 0) return "assistant";
+    return NULL;
+}
+
+/* Entry k (0-based) of a chat field: OpenAI-style role/content or
+ * ShareGPT-style from/value, per entry. */
+static pp_status chat_entry(const cJSON *m, const char *field, int k, const char **role, const char **content)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+    if (!r && !c) {
+        r = cJSON_GetObjectItemCaseSensitive(m, "from");
+        c = cJSON_GetObjectItemCaseSensitive(m, "value");
+    }
+    if (!cJSON_IsObject(m) || !cJSON_IsString(r) || !cJSON_IsString(c))
+        return pp_fail(PP_E_DATA, "%s[%d] needs string fields \"role\" and \"content\" (or \"from\" and \"value\")",
+                       field, k);
+    *role = r->valuestring;
+    *content = c->valuestring;
+    return PP_OK;
+}
+
 /* messages [{role, content}] or conversations [{from, value}]: the last turn
  * must be the assistant's; earlier turns are flattened with the template. */
 static pp_status render_chat(const cJSON *msgs, const char *field, const pp_template *t,
@@ -345,23 +373,16 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
         k++;
-        /* OpenAI-style role/content or ShareGPT-style from/value, per message */
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-        if (!role && !content) {
-            role = cJSON_GetObjectItemCaseSensitive(m, "from");
-            content = cJSON_GetObjectItemCaseSensitive(m, "value");
-        }
-        if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !cJSON_IsString(content))
-            return pp_fail(PP_E_DATA, "%s[%d] needs string fields \"role\" and \"content\" (or \"from\" and \"value\")",
-                           field, k - 1);
-        const char *r = role->valuestring, *c = content->valuestring;
+        const char *r, *c;
+        PP_TRY(chat_entry(m, field, k - 1, &r, &c));
         size_t nc = strlen(c);
-        if (strcmp(r, "system") == 0) {
+        const char *rr = role_of(r);
+        if (!rr) return pp_fail(PP_E_DATA, "%s[%d]: unknown role \"%.40s\"", field, k - 1, r);
+        if (strcmp(rr, "system") == 0) {
             if (k != 1) return pp_fail(PP_E_DATA, "%s[%d]: a system message must come first", field, k - 1);
             PP_TRY(pp_buf_add(prompt, c, nc));
             PP_TRY(pp_buf_adds(prompt, "\n\n"));
-        } else if (strcmp(r, "user") == 0 || strcmp(r, "human") == 0) {
+        } else if (strcmp(rr, "user") == 0) {
             if (user) return pp_fail(PP_E_DATA, "%s[%d]: two user turns in a row", field, k - 1);
             if (last_asst) { /* an earlier exchange becomes context */
                 PP_TRY(pp_buf_adds(prompt, t->tail));
@@ -370,7 +391,7 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
             last_asst = NULL;
             user = c;
             nuser = nc;
-        } else if (strcmp(r, "assistant") == 0 || strcmp(r, "gpt") == 0 || strcmp(r, "model") == 0) {
+        } else {
             if (!user) return pp_fail(PP_E_DATA, "%s[%d]: an assistant turn without a user turn", field, k - 1);
             if (turns++ == 0) PP_TRY(pp_buf_adds(prompt, t->preamble));
             PP_TRY(render_turn(prompt, t, user, nuser, "", 0));
@@ -379,8 +400,6 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
             nlast = nc;
             PP_TRY(pp_buf_add(prompt, c, nc));
             user = NULL;
-        } else {
-            return pp_fail(PP_E_DATA, "%s[%d]: unknown role \"%.40s\"", field, k - 1, r);
         }
     }
     if (!last_asst || user)
@@ -391,6 +410,43 @@ static pp_status render_chat(const cJSON *msgs, const char *field, const pp_temp
     return pp_buf_adds(response, t->tail);
 }
 
+/* The chat field of a record: f->messages, or "messages" or "conversations"
+ * when no field option says otherwise; NULL when the record is not a chat. */
+static const char *chat_field(const cJSON *rec, const pp_fields *f)
+{
+    if (f->messages) return f->messages;
+    if (f->instruction || f->text) return NULL;
+    if (cJSON_GetObjectItemCaseSensitive(rec, "messages")) return "messages";
+    if (cJSON_GetObjectItemCaseSensitive(rec, "conversations")) return "conversations";
+    return NULL;
+}
+
+/* An instruction record's instruction, optional input and answer; *in_f NULL
+ * when the record has no instruction field (then it can only be text). */
+typedef struct qa {
+    const char *in_f, *instr, *input, *resp;
+    size_t ni, nin, nr;
+} qa;
+
+static pp_status get_qa(const cJSON *rec, const pp_fields *f, qa *q)
+{
+    memset(q, 0, sizeof *q);
+    q->in_f = f->instruction ? f->instruction : f->text ? NULL : first_present(rec, auto_instruction);
+    if (!q->in_f) return PP_OK;
+    PP_TRY(get_string(rec, q->in_f, 0, &q->instr, &q->ni));
+    if (!q->instr) return pp_fail(PP_E_DATA, "record has no field \"%s\"", q->in_f);
+    if (q->ni == 0) return pp_fail(PP_E_DATA, "field \"%s\" is empty", q->in_f);
+    PP_TRY(get_string(rec, f->input ? f->input : "input", 1, &q->input, &q->nin));
+    const char *rf = f->response ? f->response : first_present(rec, auto_response);
+    if (!rf)
+        return pp_fail(PP_E_DATA, "record has \"%s\" but no answer field (output, answer, response, completion)",
+                       q->in_f);
+    PP_TRY(get_string(rec, rf, 0, &q->resp, &q->nr));
+    if (!q->resp) return pp_fail(PP_E_DATA, "record has no field \"%s\"", rf);
+    if (q->nr == 0) return pp_fail(PP_E_DATA, "field \"%s\" is empty", rf);
+    return PP_OK;
+}
+
 pp_status pp_record_render(const cJSON *rec, const pp_fields *f, const pp_template *t,
                            pp_buf *prompt, pp_buf *response)
 {
@@ -398,11 +454,7 @@ pp_status pp_record_render(const cJSON *rec, const pp_fields *f, const pp_templa
     pp_buf_clear(response);
     if (!cJSON_IsObject(rec)) return pp_fail(PP_E_DATA, "record is %s, expected an object", type_name(rec));
 
-    const char *mf = f->messages;
-    if (!mf && !f->instruction && !f->text) {
-        if (cJSON_GetObjectItemCaseSensitive(rec, "messages")) mf = "messages";
-        else if (cJSON_GetObjectItemCaseSensitive(rec, "conversations")) mf = "conversations";
-    }
+    const char *mf = chat_field(rec, f);
     if (mf) {
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(rec, mf);
         if (!msgs) return pp_fail(PP_E_DATA, "record has no field \"%s\"", mf);
@@ -410,8 +462,9 @@ pp_status pp_record_render(const cJSON *rec, const pp_fields *f, const pp_templa
         return render_chat(msgs, mf, t, prompt, response);
     }
 
-    const char *in_f = f->instruction ? f->instruction : f->text ? NULL : first_present(rec, auto_instruction);
-    if (!in_f) { /* plain text: nothing to condition on */
+    qa q;
+    PP_TRY(get_qa(rec, f, &q));
+    if (!q.in_f) { /* plain text: nothing to condition on */
         const char *tf = f->text ? f->text : "text";
         const char *s;
         size_t n;
@@ -422,20 +475,93 @@ pp_status pp_record_render(const cJSON *rec, const pp_fields *f, const pp_templa
         PP_TRY(pp_buf_add(prompt, "", 0));
         return pp_buf_add(response, s, n);
     }
-    const char *instr, *input, *resp;
-    size_t ni, nin, nr;
-    PP_TRY(get_string(rec, in_f, 0, &instr, &ni));
-    if (!instr) return pp_fail(PP_E_DATA, "record has no field \"%s\"", in_f);
-    if (ni == 0) return pp_fail(PP_E_DATA, "field \"%s\" is empty", in_f);
-    PP_TRY(get_string(rec, f->input ? f->input : "input", 1, &input, &nin));
-    const char *rf = f->response ? f->response : first_present(rec, auto_response);
-    if (!rf) return pp_fail(PP_E_DATA, "record has \"%s\" but no answer field (output, answer, response, completion)", in_f);
-    PP_TRY(get_string(rec, rf, 0, &resp, &nr));
-    if (!resp) return pp_fail(PP_E_DATA, "record has no field \"%s\"", rf);
-    if (nr == 0) return pp_fail(PP_E_DATA, "field \"%s\" is empty", rf);
-
-    PP_TRY(pp_buf_adds(prompt, nin ? t->preamble_input : t->preamble));
-    PP_TRY(render_turn(prompt, t, instr, ni, input ? input : "", nin));
-    PP_TRY(pp_buf_add(response, resp, nr));
+    PP_TRY(pp_buf_adds(prompt, q.nin ? t->preamble_input : t->preamble));
+    PP_TRY(render_turn(prompt, t, q.instr, q.ni, q.input ? q.input : "", q.nin));
+    PP_TRY(pp_buf_add(response, q.resp, q.nr));
     return pp_buf_adds(response, t->tail);
+}
+
+/* ------------------------------------------------------------ conversations */
+
+/* Appends one {"role": ..., "content": ...} entry; *k counts them. */
+static pp_status chat_add(pp_buf *out, int *k, const char *role, const char *c, size_t n)
+{
+    PP_TRY(pp_buf_adds(out, (*k)++ ? ", {\"role\": \"" : "{\"role\": \""));
+    PP_TRY(pp_buf_adds(out, role));
+    PP_TRY(pp_buf_adds(out, "\", \"content\": "));
+    PP_TRY(pp_buf_json_string(out, c, n));
+    return pp_buf_adds(out, "}");
+}
+
+pp_status pp_record_chat(const cJSON *rec, const pp_fields *f, const char *system, pp_buf *out)
+{
+    pp_buf_clear(out);
+    if (!cJSON_IsObject(rec)) return pp_fail(PP_E_DATA, "record is %s, expected an object", type_name(rec));
+    int k = 0;
+    PP_TRY(pp_buf_adds(out, "{\"messages\": ["));
+    const char *mf = chat_field(rec, f);
+    if (mf) {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(rec, mf), *m;
+        if (!msgs) return pp_fail(PP_E_DATA, "record has no field \"%s\"", mf);
+        if (!cJSON_IsArray(msgs))
+            return pp_fail(PP_E_DATA, "field \"%s\" is %s, expected an array", mf, type_name(msgs));
+        int i = 0, users = 0;
+        const char *prev = NULL; /* the role of the last user or assistant turn */
+        cJSON_ArrayForEach(m, msgs) {
+            const char *r, *c;
+            PP_TRY(chat_entry(m, mf, i, &r, &c));
+            const char *rr = role_of(r);
+            if (!rr) return pp_fail(PP_E_DATA, "%s[%d]: unknown role \"%.40s\"", mf, i, r);
+            if (i == 0 && system && strcmp(rr, "system") != 0)
+                PP_TRY(chat_add(out, &k, "system", system, strlen(system)));
+            if (strcmp(rr, "system") == 0) {
+                if (i != 0) return pp_fail(PP_E_DATA, "%s[%d]: a system message must come first", mf, i);
+            } else if (strcmp(rr, "user") == 0) {
+                if (prev && strcmp(prev, "user") == 0)
+                    return pp_fail(PP_E_DATA, "%s[%d]: two user turns in a row", mf, i);
+                users++;
+                prev = rr;
+            } else {
+                if (!prev || strcmp(prev, "assistant") == 0)
+                    return pp_fail(PP_E_DATA, "%s[%d]: an assistant turn without a user turn", mf, i);
+                prev = rr;
+            }
+            PP_TRY(chat_add(out, &k, rr, c, strlen(c)));
+            i++;
+        }
+        if (!users) return pp_fail(PP_E_DATA, "field \"%s\" has no user turn", mf);
+        return pp_buf_adds(out, "]}");
+    }
+    qa q;
+    PP_TRY(get_qa(rec, f, &q));
+    if (!q.in_f)
+        return pp_fail(PP_E_DATA, cJSON_GetObjectItemCaseSensitive(rec, f->text ? f->text : "text")
+                                      ? "record is plain text; --chat wants a conversation or an instruction "
+                                        "(instruction, question, prompt, messages, conversations)"
+                                      : "record has no usable field (instruction, question, prompt, messages or "
+                                        "conversations)");
+    if (system) PP_TRY(chat_add(out, &k, "system", system, strlen(system)));
+    if (q.nin) { /* the instruction, a blank line, the input: as the raw template joins them */
+        pp_buf u = {0};
+        pp_status s = pp_buf_add(&u, q.instr, q.ni);
+        if (s == PP_OK) s = pp_buf_add(&u, "\n\n", 2);
+        if (s == PP_OK) s = pp_buf_add(&u, q.input, q.nin);
+        if (s == PP_OK) s = chat_add(out, &k, "user", u.p, u.len);
+        pp_buf_free(&u);
+        PP_TRY(s);
+    } else {
+        PP_TRY(chat_add(out, &k, "user", q.instr, q.ni));
+    }
+    PP_TRY(chat_add(out, &k, "assistant", q.resp, q.nr));
+    return pp_buf_adds(out, "]}");
+}
+
+pp_status pp_question_chat(const char *question, size_t n, const char *system, pp_buf *out)
+{
+    int k = 0;
+    pp_buf_clear(out);
+    PP_TRY(pp_buf_adds(out, "{\"messages\": ["));
+    if (system) PP_TRY(chat_add(out, &k, "system", system, strlen(system)));
+    PP_TRY(chat_add(out, &k, "user", question, n));
+    return pp_buf_adds(out, "]}");
 }

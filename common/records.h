@@ -72,4 +72,23 @@ typedef struct pp_fields {
 pp_status pp_record_render(const cJSON *rec, const pp_fields *f, const pp_template *t,
                            pp_buf *prompt, pp_buf *response);
 
+/* --------------------------------------------------------- conversations */
+
+/* Writes one record as a conversation, for pp-format --chat, into out
+ * (cleared first), as one line of JSON without the newline:
+ *   {"messages": [{"role": "system", "content": ...}, {"role": "user", ...}, ...]}
+ * A chat record (as pp_record_render() finds one) is passed through with its
+ * roles spelled system, user and assistant (human, gpt and model mapped) and
+ * checked: a system turn only first, user and assistant turns alternating from
+ * a user turn, at least one user turn; it may end with either. An instruction
+ * record becomes a user turn, the instruction followed by "\n\n" and the input
+ * when there is one, and an assistant turn, the answer. system (NULL for none)
+ * is put first, unless a chat record has its own system turn. A plain-text
+ * record, or any record pp_record_render() refuses, is PP_E_DATA. */
+pp_status pp_record_chat(const cJSON *rec, const pp_fields *f, const char *system, pp_buf *out);
+
+/* The same for a single question (pp-format --chat --lines): the system turn
+ * when system is not NULL, then question[0..n) as the user turn. */
+pp_status pp_question_chat(const char *question, size_t n, const char *system, pp_buf *out);
+
 #endif

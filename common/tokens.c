@@ -60,24 +60,27 @@ static pp_status tokens_read(pp_tokens *t, pp_st_reader *st, pp_reader *in)
     memcpy(t->tokenizer_sha256, sha, 65);
 
     const pp_tensor_info *to = pp_st_find(st, "tokens"), *of = pp_st_find(st, "offsets"),
-                         *pl = pp_st_find(st, "prompt_lens");
+                         *pl = pp_st_find(st, "prompt_lens"), *lm = pp_st_find(st, "loss_mask");
     PP_TRY(check_tensor(of, "offsets", PP_U64, records + 1));
     PP_TRY(check_tensor(pl, "prompt_lens", PP_U32, records));
     if (!to) return pp_fail(PP_E_DATA, "tensor missing (tensor tokens)");
     PP_TRY(check_tensor(to, "tokens", PP_U32, to->shape[0]));
-    if (pp_st_count(st) != 3) return pp_fail(PP_E_DATA, "%zu tensors, a token dataset has 3", pp_st_count(st));
+    if (lm) PP_TRY(check_tensor(lm, "loss_mask", PP_U8, to->shape[0]));
+    size_t nt = lm ? 4 : 3;
+    if (pp_st_count(st) != nt) return pp_fail(PP_E_DATA, "%zu tensors, a token dataset has 3 (4 with loss_mask)", pp_st_count(st));
     t->n_records = records;
     t->n_tokens = to->shape[0];
 
     /* One allocation for the three arrays, in file order, each 8-aligned.
      * When the input's size is unknown (zstd, a pipe), the header's sizes are
      * not trusted: the buffer grows as the bytes actually arrive. */
-    uint64_t nb = (of->end - of->begin) + (to->end - to->begin) + (pl->end - pl->begin) + 24, left;
+    uint64_t nb = (of->end - of->begin) + (to->end - to->begin) + (pl->end - pl->begin) + 32, left;
+    if (lm) nb += lm->end - lm->begin;
     if (nb > SIZE_MAX) return pp_fail(PP_E_NOMEM, "dataset too large for memory");
     int known = pp_reader_remaining(in, &left);
-    size_t cap = known ? (size_t)nb : 0, at = 0, where[3];
+    size_t cap = known ? (size_t)nb : 0, at = 0, where[4];
     if (known && !(t->mem = malloc(cap))) return pp_fail(PP_E_NOMEM, "out of memory (%llu bytes)", (unsigned long long)nb);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < nt; i++) {
         const pp_tensor_info *ti = pp_st_tensor(st, i);
         size_t n = (size_t)(ti->end - ti->begin), done = 0;
         at = (at + 7) & ~(size_t)7;
@@ -97,11 +100,12 @@ static pp_status tokens_read(pp_tokens *t, pp_st_reader *st, pp_reader *in)
             done += k;
         } while (done < n);
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < nt; i++) {
         const pp_tensor_info *ti = pp_st_tensor(st, i);
         void *p = (char *)t->mem + where[i];
         if (ti == of) t->offsets = p;
         else if (ti == to) t->tokens = p;
+        else if (ti == lm) t->loss_mask = p;
         else t->prompt_lens = p;
     }
     PP_TRY(pp_st_finish(st));
@@ -119,6 +123,10 @@ static pp_status tokens_read(pp_tokens *t, pp_st_reader *st, pp_reader *in)
     if (t->offsets[records] != t->n_tokens)
         return pp_fail(PP_E_DATA, "offsets end at %llu, tokens has %llu (tensor offsets)",
                        (unsigned long long)t->offsets[records], (unsigned long long)t->n_tokens);
+    for (uint64_t i = 0; t->loss_mask && i < t->n_tokens; i++)
+        if (t->loss_mask[i] > 1)
+            return pp_fail(PP_E_DATA, "loss_mask[%llu] = %u, expected 0 or 1 (tensor loss_mask)", (unsigned long long)i,
+                           t->loss_mask[i]);
     for (uint64_t i = 0; i < t->n_tokens; i++)
         if (t->tokens[i] >= t->vocab_size)
             return pp_fail(PP_E_DATA, "tokens[%llu] = %u is outside the vocabulary of %u (tensor tokens)",
@@ -153,12 +161,13 @@ pp_status pp_tokens_write(pp_writer *w, const pp_tokens *t, const char *const *e
     if (n_extra > NMAX - NSTD) return pp_fail(PP_E_INTERNAL, "too much metadata");
     if (n_extra) memcpy(kv + 2 * NSTD, extra_kv, 2 * n_extra * sizeof *kv);
     uint64_t n_off = t->n_records + 1;
-    pp_st_entry e[3] = {
+    pp_st_entry e[4] = {
         {"offsets", PP_U64, 1, &n_off, t->offsets},
         {"tokens", PP_U32, 1, &t->n_tokens, t->tokens},
         {"prompt_lens", PP_U32, 1, &t->n_records, t->prompt_lens},
+        {"loss_mask", PP_U8, 1, &t->n_tokens, t->loss_mask},
     };
-    return pp_st_write(w, e, 3, kv, NSTD + n_extra);
+    return pp_st_write(w, e, t->loss_mask ? 4 : 3, kv, NSTD + n_extra);
 }
 
 void pp_tokens_free(pp_tokens *t)
@@ -167,4 +176,5 @@ void pp_tokens_free(pp_tokens *t)
     t->mem = NULL;
     t->offsets = NULL;
     t->tokens = t->prompt_lens = NULL;
+    t->loss_mask = NULL;
 }

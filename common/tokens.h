@@ -4,6 +4,9 @@
  *   offsets     U64 (records+1)  record i is tokens[offsets[i] .. offsets[i+1])
  *   tokens      U32 (n_tokens)   all records concatenated: BOS prompt response EOS
  *   prompt_lens U32 (records)    leading tokens of each record that get no loss
+ *   loss_mask   U8  (n_tokens)   optional (chat records): 1 where a token is
+ *                                a target, 0 where not; prompt_lens is then
+ *                                each record's first target
  * and __metadata__ pp.kind=tokens, pp.version, tokenizer.sha256, vocab_size,
  * bos_id, eos_id, records (see pp-files(5)). */
 #ifndef PP_TOKENS_H
@@ -20,6 +23,7 @@ typedef struct pp_tokens {
     uint64_t *offsets;      /* (n_records + 1) */
     uint32_t *tokens;       /* (n_tokens) */
     uint32_t *prompt_lens;  /* (n_records) */
+    uint8_t *loss_mask;     /* (n_tokens) or NULL: each token a target (1) or not (0) */
     uint64_t n_tokens, n_records;
     uint32_t vocab_size;
     int32_t bos_id, eos_id; /* -1: none */

@@ -45,7 +45,7 @@ static size_t xs_floats(const pp_config *c, const dims *d)
 static size_t total_floats(const pp_config *c, const dims *d, int ckpt)
 {
     size_t blocks = block_floats(d) * (ckpt ? 1 : (size_t)c->n_layers);
-    size_t fin = d->T * (d->dim + 1) + d->LR * d->vocab + 2 * d->T * d->dim;
+    size_t fin = d->T * (d->dim + 1) + d->LR * d->vocab + 2 * d->T * d->dim + (size_t)c->head_dim / 2;
     size_t grads = d->T * (2 * d->dim + 2 * d->qd + 2 * d->kvd + d->hid + d->r + (d->drop ? d->in_max : 0));
     return blocks + xs_floats(c, d) + fin + grads;
 }
@@ -116,7 +116,16 @@ pp_status pp_trainer_init(pp_trainer *t, const pp_llama *m, pp_backend *be, pp_l
     t->dv = p, p += d.T * d.kvd;
     t->dh = p, p += d.T * d.hid;
     t->dxa = p, p += d.T * d.r;
+    t->inv_freq = p, p += c->head_dim / 2;
     t->xd = d.drop ? p : NULL;
+    float *inv = malloc((size_t)c->head_dim / 2 * sizeof *inv);
+    if (!inv) {
+        pp_trainer_free(t);
+        return pp_fail(PP_E_NOMEM, "out of memory");
+    }
+    pp_config_inv_freq(c, inv);
+    be->ops->upload(be, t->inv_freq, inv, (size_t)c->head_dim / 2 * sizeof *inv);
+    free(inv);
     pp_status s = be->ops->reserve(be, pp_llama_largest_weight(c), o->max_len);
     if (s != PP_OK) pp_trainer_free(t);
     return s;
@@ -226,7 +235,7 @@ static void rope(pp_trainer *t, float *q, float *k, int backward)
     for (int i = 0; i < t->n_rec; i++) {
         size_t s = (size_t)t->starts[i];
         (backward ? t->be->ops->rope_backward : t->be->ops->rope)(t->be, q + s * qd, k + s * kvd, t->lens[i], 0, c->n_heads,
-                                                                  c->n_kv_heads, c->head_dim, c->rope_theta);
+                                                                  c->n_kv_heads, c->head_dim, t->inv_freq);
     }
 }
 
@@ -307,7 +316,8 @@ pp_status pp_trainer_batch(pp_trainer *t, const uint32_t *const *tok, const int 
         for (int j = 0; j < len[i]; j++) {
             if (tok[i][j] >= (uint32_t)c->vocab) return pp_fail(PP_E_DATA, "token id %u outside the vocabulary", tok[i][j]);
             t->tok[n + j] = tok[i][j];
-            t->targets[n + j] = j + 1 < len[i] && j + 1 >= prompt_len[i] ? (int32_t)tok[i][j + 1] : -1;
+            t->targets[n + j] = j + 1 < len[i] && j + 1 >= prompt_len[i] && (!t->loss_mask || t->loss_mask[i][j + 1])
+                                    ? (int32_t)tok[i][j + 1] : -1;
         }
         t->starts[i] = n, t->lens[i] = len[i];
         n += len[i];

@@ -38,6 +38,8 @@ typedef struct pp_trainer {
     pp_lora *lora;
     pp_train_opts o;
     uint64_t mask_key;      /* the dropout masks of the next micro-batch: set by the caller per micro-batch */
+    const uint8_t *const *loss_mask; /* NULL, or per record of the next micro-batch its tokens' loss mask
+                             * (0: not a target, whatever prompt_len says): set by the caller */
     const pp_llama *grad;   /* full training: the weights' gradients, shaped as the model (full.h); NULL: frozen */
     float *mem;             /* activations and their gradients: one allocation */
     size_t layer_floats;    /* the activations one layer keeps (its input aside) */
@@ -50,6 +52,7 @@ typedef struct pp_trainer {
     float *dx, *dxb, *dq, *dk, *dv, *datt, *dh, *dxa; /* gradients (the gate's and up's are written over
                                                          * their activations) */
     float *xd;              /* dropped-out input (with dropout only) */
+    float *inv_freq;        /* (head_dim/2) RoPE's inverse frequencies (pp_config_inv_freq) */
     int32_t *targets;       /* (max_tokens) */
     uint32_t *tok;          /* (max_tokens) the packed micro-batch */
     int n_rec, *starts, *lens; /* its records */

@@ -464,10 +464,11 @@ static void cu_matmul(pp_backend *be, float *out, const float *x, const pp_weigh
     }
 }
 
-static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta)
+static void cu_rope(pp_backend *be, float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd,
+                    const float *inv_freq)
 {
     WRITES("rope");
-    pp_cuda_rope(q, k, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
+    pp_cuda_rope(q, k, n, pos0, n_heads, n_kv, hd, inv_freq, C(be)->stream);
 }
 
 /* attention.cu's kernels hold a head in 32 lanes of 8 values. */
@@ -535,10 +536,10 @@ static void cu_rmsnorm_backward(pp_backend *be, float *dx, float *dw, const floa
 }
 
 static void cu_rope_backward(pp_backend *be, float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
-                             float theta)
+                             const float *inv_freq)
 {
     WRITES("rope_backward");
-    pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, theta, C(be)->stream);
+    pp_cuda_rope_backward(dq, dk, n, pos0, n_heads, n_kv, hd, inv_freq, C(be)->stream);
 }
 
 /* For b < batch: C_b (M, N) = alpha op(A_b) op(B_b) + beta C_b, row-major

@@ -39,7 +39,8 @@ int pp_cuda_gemv(float *out, const float *x, const pp_weight *w, int n, int acc,
 void pp_cuda_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, cudaStream_t s);
 
 /* rope.cu: q (n, n_heads*hd) and k (n, n_kv*hd) rotated by positions pos0.. */
-void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, float theta, cudaStream_t s);
+void pp_cuda_rope(float *q, float *k, int n, int pos0, int n_heads, int n_kv, int hd, const float *inv_freq,
+                  cudaStream_t s);
 
 /* attention.cu: causal attention of n queries at pos0.. against the cache
  * kc, vc (positions 0..pos0+n-1, row stride n_kv*hd); GQA; online softmax. */
@@ -63,8 +64,8 @@ void pp_cuda_add(float *x, const float *y, size_t n, cudaStream_t s);
 void pp_cuda_embed(float *out, const pp_weight *table, const uint32_t *ids, int n, cudaStream_t s);
 
 /* rope.cu: the rotation back (rope's backward pass). */
-void pp_cuda_rope_backward(float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd, float theta,
-                           cudaStream_t s);
+void pp_cuda_rope_backward(float *dq, float *dk, int n, int pos0, int n_heads, int n_kv, int hd,
+                           const float *inv_freq, cudaStream_t s);
 
 /* train.cu: the training operations (backend.h says what each computes);
  * targets, ids and row indices on the device;

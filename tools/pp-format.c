@@ -1,5 +1,6 @@
 /* pp-format: instruction records (JSON array or JSON Lines) in, JSONL
- * {"prompt": ..., "response": ...} out, through a prompt template. */
+ * {"prompt": ..., "response": ...} out, through a prompt template; or, with
+ * --chat, JSONL {"messages": [...]} conversations for a model's chat template. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@ static void usage(void)
 {
     printf(
 "Usage: pp-format [OPTION]... [FILE|-] [-o OUT]\n"
-"Turn instruction records into JSONL {\"prompt\": ..., \"response\": ...} for pp-tokenize.\n"
+"Turn instruction records into JSONL {\"prompt\": ..., \"response\": ...} for pp-tokenize,\n"
+"or, with --chat, into conversations {\"messages\": [{\"role\": ..., \"content\": ...}]}.\n"
 "\n"
 "FILE is a JSON array or JSON Lines (default: standard input). Recognised without\n"
 "flags: question/answer, instruction/input/output, prompt/completion, text,\n"
@@ -28,6 +30,9 @@ static void usage(void)
 "      --response-field NAME      field holding the answer (alias --answer-field)\n"
 "      --text-field NAME          field holding plain text (no prompt)\n"
 "      --messages-field NAME      field holding a chat (role/content or from/value)\n"
+"      --chat               write conversations (system, user, assistant turns) for\n"
+"                           a chat template instead of applying a prompt template\n"
+"      --system TEXT        with --chat: a system turn put first (verbatim)\n"
 "      --lines              each input line is a question; write prompt-only records\n"
 "      --paragraphs         the input is plain text; each paragraph (lines up to a\n"
 "                           blank line) becomes a text record (for pre-training)\n"
@@ -46,7 +51,10 @@ static void usage(void)
 "See pp-format(1).\n");
 }
 
-enum { OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_PARAS, OPT_SELECT, OPT_SKIP };
+enum {
+    OPT_TFILE = 256, OPT_IF, OPT_INF, OPT_RF, OPT_TF, OPT_MF, OPT_LINES, OPT_PARAS, OPT_SELECT, OPT_SKIP, OPT_CHAT,
+    OPT_SYSTEM
+};
 
 static const struct option longopts[] = {
     {"template", required_argument, 0, 't'},
@@ -58,6 +66,8 @@ static const struct option longopts[] = {
     {"answer-field", required_argument, 0, OPT_RF},
     {"text-field", required_argument, 0, OPT_TF},
     {"messages-field", required_argument, 0, OPT_MF},
+    {"chat", no_argument, 0, OPT_CHAT},
+    {"system", required_argument, 0, OPT_SYSTEM},
     {"lines", no_argument, 0, OPT_LINES},
     {"paragraphs", no_argument, 0, OPT_PARAS},
     {"select", required_argument, 0, OPT_SELECT},
@@ -85,9 +95,9 @@ static pp_status emit(pp_writer *w, pp_buf *line, const pp_buf *prompt, const pp
 int main(int argc, char **argv)
 {
     pp_cli_init("pp-format");
-    const char *tmpl_arg = "default", *tmpl_file = NULL, *out_path = "-";
+    const char *tmpl_arg = NULL, *tmpl_file = NULL, *out_path = "-", *system = NULL;
     pp_fields fields = {0};
-    int lines_mode = 0, para_mode = 0, skip_bad = 0, n_sel = 0, c;
+    int lines_mode = 0, para_mode = 0, chat_mode = 0, skip_bad = 0, n_sel = 0, c;
     static uint64_t sel[256][2];
     unsigned long long recno = 0; /* records seen, numbered from 1 */
     opterr = 0;
@@ -100,6 +110,8 @@ int main(int argc, char **argv)
         case OPT_RF: fields.response = optarg; break;
         case OPT_TF: fields.text = optarg; break;
         case OPT_MF: fields.messages = optarg; break;
+        case OPT_CHAT: chat_mode = 1; break;
+        case OPT_SYSTEM: system = optarg; break;
         case OPT_LINES: lines_mode = 1; break;
         case OPT_PARAS: para_mode = 1; break;
         case OPT_SELECT:
@@ -117,6 +129,12 @@ int main(int argc, char **argv)
     }
     if (argc - optind > 1) return pp_cli_usage("one input at most");
     if (lines_mode && para_mode) return pp_cli_usage("--lines and --paragraphs exclude each other");
+    if (chat_mode && (tmpl_arg || tmpl_file)) return pp_cli_usage("--chat writes conversations: no prompt template");
+    if (chat_mode && para_mode) return pp_cli_usage("--chat and --paragraphs exclude each other");
+    if (chat_mode && fields.text) return pp_cli_usage("--chat and --text-field exclude each other");
+    if (system && !chat_mode) return pp_cli_usage("--system needs --chat");
+    if (system && !pp_utf8_valid(system, strlen(system), NULL)) return pp_cli_usage("--system is not valid UTF-8");
+    if (!tmpl_arg) tmpl_arg = "default";
     const char *in_path = optind < argc ? argv[optind] : "-";
     if (pp_same_file(in_path, out_path)) return pp_cli_usage("output %s is the input", out_path);
 
@@ -209,10 +227,16 @@ int main(int argc, char **argv)
                 skipped++;
                 continue;
             }
-            pp_buf_clear(&prompt);
-            if ((s = pp_template_prompt(tmpl, l, n, &prompt)) != PP_OK) goto fail;
             ctx = out_name;
-            if ((s = emit(out, &line, &prompt, &empty)) != PP_OK) goto fail;
+            if (chat_mode) {
+                if ((s = pp_question_chat(l, n, system, &line)) != PP_OK ||
+                    (s = pp_buf_add(&line, "\n", 1)) != PP_OK || (s = pp_write(out, line.p, line.len)) != PP_OK)
+                    goto fail;
+            } else {
+                pp_buf_clear(&prompt);
+                if ((s = pp_template_prompt(tmpl, l, n, &prompt)) != PP_OK) goto fail;
+                if ((s = emit(out, &line, &prompt, &empty)) != PP_OK) goto fail;
+            }
             ctx = in_path;
             written++;
         }
@@ -225,7 +249,8 @@ int main(int argc, char **argv)
             if (s == PP_OK && !rec) break;
             if (n_sel && !pp_cli_in_ranges(++recno, sel, n_sel) && s == PP_OK) continue; /* bad JSON still counts */
             if (s == PP_OK) {
-                s = pp_record_render(rec, &fields, tmpl, &prompt, &response);
+                s = chat_mode ? pp_record_chat(rec, &fields, system, &line)
+                              : pp_record_render(rec, &fields, tmpl, &prompt, &response);
                 if (s != PP_OK) pp_fail_ctx(s, "%s", pp_jsonl_where(jl));
             } else if (!pp_jsonl_can_skip(jl)) {
                 goto fail;
@@ -237,7 +262,9 @@ int main(int argc, char **argv)
                 continue;
             }
             ctx = out_name;
-            if ((s = emit(out, &line, &prompt, &response)) != PP_OK) goto fail;
+            if (chat_mode) s = pp_buf_add(&line, "\n", 1) == PP_OK ? pp_write(out, line.p, line.len) : PP_E_NOMEM;
+            else s = emit(out, &line, &prompt, &response);
+            if (s != PP_OK) goto fail;
             ctx = in_path;
             written++;
         }

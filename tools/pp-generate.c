@@ -30,6 +30,11 @@ static void usage(void)
 "  -a, --adapter DIR       apply a PEFT LoRA adapter (pp-train's or Hugging Face's), unmerged\n"
 "      --adapter-scale S   multiply the adapter's contribution by S (default 1)\n"
 "      --raw               use prompts verbatim, no template\n"
+"      --chat              each prompt is a user turn in the model's chat template (its\n"
+"                          tokenizer_config.json's chat_template); stops at the end of\n"
+"                          the assistant's turn\n"
+"      --chat-template T   --chat with the template T: chatml, llama3, llama2, mistral\n"
+"      --system TEXT       with --chat: a system turn first\n"
 "      --template T        default | alpaca | raw, or a template text (see pp-format)\n"
 "      --lines             standard input is plain lines even if they look like JSON\n"
 "      --json              write one JSON line per prompt: prompt, response, tokens, stop_reason\n"
@@ -61,13 +66,16 @@ static void usage(void)
 }
 
 enum { OPT_ASCALE = 300, OPT_RAW = 256, OPT_TEMPLATE, OPT_LINES, OPT_JSON, OPT_SCORE, OPT_ECHO, OPT_GREEDY, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
-       OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP, OPT_DEVICE };
+       OPT_REP, OPT_REPWIN, OPT_SEED, OPT_MAXNEW, OPT_MAXLEN, OPT_STOP, OPT_DEVICE, OPT_CHAT, OPT_CHATT, OPT_SYSTEM };
 
 static const struct option longopts[] = {
     {"model", required_argument, 0, 'm'},
     {"adapter", required_argument, 0, 'a'},
     {"adapter-scale", required_argument, 0, OPT_ASCALE},
     {"raw", no_argument, 0, OPT_RAW},
+    {"chat", no_argument, 0, OPT_CHAT},
+    {"chat-template", required_argument, 0, OPT_CHATT},
+    {"system", required_argument, 0, OPT_SYSTEM},
     {"template", required_argument, 0, OPT_TEMPLATE},
     {"lines", no_argument, 0, OPT_LINES},
     {"json", no_argument, 0, OPT_JSON},
@@ -99,7 +107,14 @@ typedef struct gen {
     pp_llama m;
     pp_backend *be;
     pp_tokenizer *tk;
-    pp_bpe_state *bpe;
+    pp_tok_state *tst;
+    const pp_chat_template *chat; /* --chat: the template, or NULL */
+    const char *system;     /* --system */
+    char *bos_text, *eos_text;
+    int eot_id;             /* the end of an assistant turn, or -1 */
+    pp_chat_text ct;
+    uint8_t *train;
+    size_t train_cap;
     pp_infer inf;
     pp_sampler smp;
     pp_lora lora;
@@ -143,9 +158,32 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen, const char 
     const pp_config *c = &g->m.cfg;
     uint32_t *pids = NULL;
     size_t pcap = 0, pn = 0;
-    PP_TRY(pp_tokenizer_encode(g->tk, &g->bpe, prompt, plen, &pids, &pcap, &pn));
-    int bos = pp_spm_bos_id(g->tk->spm);
-    size_t n = pn + (bos >= 0);
+    size_t npre = g->tk->npre; /* BOS, as the tokenizer adds it */
+    int trim = plen > 0 && (prompt[plen - 1] == ' ' || prompt[plen - 1] == '\n' || prompt[plen - 1] == '\t');
+    if (g->chat) { /* the prompt as a user turn, then the assistant's header */
+        pp_chat_msg m[2];
+        size_t nm = 0;
+        char *q = malloc(plen + 1);
+        if (!q) return pp_fail(PP_E_NOMEM, "out of memory");
+        memcpy(q, prompt, plen);
+        q[plen] = 0;
+        if (g->system) m[nm++] = (pp_chat_msg){"system", g->system};
+        m[nm++] = (pp_chat_msg){"user", q};
+        pp_chat_text_clear(&g->ct);
+        pp_status cs = pp_chat_render(&g->ct, g->chat, m, nm, 1, g->bos_text, g->eos_text);
+        free(q);
+        if (cs == PP_OK)
+            cs = pp_tokenizer_encode_chat(g->tk, &g->tst, &g->ct, &pids, &pcap, &g->train, &g->train_cap, &pn);
+        if (cs != PP_OK) {
+            free(pids);
+            return cs;
+        }
+        npre = 0; /* the template wrote its own BOS */
+        trim = g->ct.text.len && strchr(" \n\t", g->ct.text.p[g->ct.text.len - 1]);
+    } else {
+        PP_TRY(pp_tokenizer_encode(g->tk, &g->tst, prompt, plen, 0, &pids, &pcap, &pn));
+    }
+    size_t n = pn + npre;
     if (n > (size_t)c->max_pos || n > (size_t)g->inf.max_seq) {
         free(pids);
         return pp_fail(PP_E_DATA, "a prompt of %zu tokens does not fit the context of %d", n, g->inf.max_seq);
@@ -163,8 +201,8 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen, const char 
         g->ids = p;
         g->ids_cap = limit + 1;
     }
-    if (bos >= 0) g->ids[0] = (uint32_t)bos;
-    memcpy(g->ids + (bos >= 0), pids, pn * sizeof *pids);
+    memcpy(g->ids, g->tk->pre, npre * sizeof *g->ids);
+    memcpy(g->ids + npre, pids, pn * sizeof *pids);
     free(pids);
 
     pp_infer_reset(&g->inf);
@@ -173,9 +211,8 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen, const char 
     /* The response is the text of prompt + output minus the prompt's own text,
      * so that a word's space survives ("Once" + " upon"); after a prompt that
      * ends in whitespace (a template's "### Response:\n") one leading space goes. */
-    size_t first = bos >= 0, pdec = 0, len = 0, off = 0;
-    PP_TRY(pp_spm_decode(g->tk->spm, g->ids + first, n - first, &g->text, &g->text_cap, &pdec));
-    int trim = plen > 0 && (prompt[plen - 1] == ' ' || prompt[plen - 1] == '\n' || prompt[plen - 1] == '\t');
+    size_t first = npre, pdec = 0, len = 0, off = 0;
+    PP_TRY(pp_tokenizer_decode(g->tk, g->ids + first, n - first, 1, &g->text, &g->text_cap, &pdec));
     double t0 = pp_cli_now();
     pp_status s = n < limit ? pp_infer_forward(&g->inf, g->ids, (int)n, g->logits, 0) : PP_OK;
     g->t_prompt += pp_cli_now() - t0;
@@ -188,13 +225,13 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen, const char 
     while (s == PP_OK && cur < limit) {
         uint32_t t = pp_sample(&g->smp, g->logits, g->ids, (int)cur);
         g->n_gen++;
-        if ((int)t == c->eos_id || (int)t == pp_spm_eos_id(g->tk->spm)) {
+        if (pp_config_is_eos(c, (int)t) || (int)t == g->tk->eos_id || (int)t == g->eot_id) {
             reason = "eos";
             break;
         }
         g->ids[cur++] = t;
         size_t full;
-        s = pp_spm_decode(g->tk->spm, g->ids + first, cur - first, &g->text, &g->text_cap, &full);
+        s = pp_tokenizer_decode(g->tk, g->ids + first, cur - first, 1, &g->text, &g->text_cap, &full);
         if (s != PP_OK) break;
         off = full >= pdec ? pdec : full;
         if (trim && off < full && g->text[off] == ' ') off++;
@@ -267,7 +304,9 @@ int main(int argc, char **argv)
     g.max_new = 256;
     const char *model = NULL, *tmpl_arg = "default", *adapter = NULL;
     double adapter_scale = 1;
-    int raw = 0, lines = 0, score = 0, threads = 0, c;
+    int raw = 0, lines = 0, score = 0, threads = 0, chat = 0, c;
+    const char *chat_name = NULL;
+    pp_chat_template chat_t;
     const char *device = "auto";
     double temperature = 0.7, top_p = 1, min_p = 0, rep = 1;
     uint64_t v, top_k = 0, rep_win = 64;
@@ -280,6 +319,9 @@ int main(int argc, char **argv)
             if (pp_cli_double(optarg, -100, 100, &adapter_scale)) return pp_cli_usage("--adapter-scale wants a number, not \"%s\"", optarg);
             break;
         case OPT_RAW: raw = 1; break;
+        case OPT_CHAT: chat = 1; break;
+        case OPT_CHATT: chat = 1, chat_name = optarg; break;
+        case OPT_SYSTEM: g.system = optarg; break;
         case OPT_TEMPLATE: tmpl_arg = optarg; break;
         case OPT_LINES: lines = 1; break;
         case OPT_JSON: g.json = 1; break;
@@ -335,7 +377,8 @@ int main(int argc, char **argv)
     }
     if (!model) return pp_cli_usage("-m MODEL is required");
     if (strcmp(model, "-") == 0 && optind == argc) return pp_cli_usage("with -m -, the prompts must be arguments");
-    if (raw) tmpl_arg = "raw";
+    if (raw || chat) tmpl_arg = "raw"; /* --chat: the chat template instead */
+    if (g.system && !chat) return pp_cli_usage("--system goes with --chat");
     if (score && (optind < argc || lines)) return pp_cli_usage("--score reads pp-format records (prompt and response) from standard input");
 
     pp_template *tmpl = NULL;
@@ -351,14 +394,39 @@ int main(int argc, char **argv)
         goto fail;
     }
     if ((s = pp_llama_load(&g.m, model)) != PP_OK) goto fail;
-    if (!g.m.tokenizer) {
-        s = pp_fail(PP_E_NOINPUT, "no tokenizer.model with this model");
+    if (!g.m.tok.data) {
+        s = pp_fail(PP_E_NOINPUT, "no tokenizer.json or tokenizer.model with this model");
         goto fail;
     }
-    if ((s = pp_tokenizer_from_bytes(&g.tk, g.m.tokenizer, g.m.tokenizer_len)) != PP_OK) goto fail;
-    if (pp_spm_vocab_size(g.tk->spm) > g.m.cfg.vocab) {
-        s = pp_fail(PP_E_DATA, "the tokenizer has %d pieces, the model %d", pp_spm_vocab_size(g.tk->spm), g.m.cfg.vocab);
+    if ((s = pp_tokenizer_from_files(&g.tk, &g.m.tok)) != PP_OK) goto fail;
+    if (g.tk->vocab > g.m.cfg.vocab) {
+        s = pp_fail(PP_E_DATA, "the tokenizer has %d tokens, the model %d", g.tk->vocab, g.m.cfg.vocab);
         goto fail;
+    }
+    g.eot_id = -1;
+    if (chat) {
+        if (chat_name) {
+            if (pp_chat_by_name(&chat_t, chat_name) != PP_OK) {
+                s = pp_fail(PP_E_USAGE, "--chat-template: \"%s\" is none of %s", chat_name, pp_chat_names());
+                ctx = NULL;
+                goto fail;
+            }
+        } else if (!g.tk->chat_template) {
+            s = pp_fail(PP_E_DATA, "--chat: the tokenizer has no chat_template (tokenizer_config.json); "
+                                   "--chat-template %s", pp_chat_names());
+            goto fail;
+        } else if ((s = pp_chat_detect(&chat_t, g.tk->chat_template, strlen(g.tk->chat_template))) != PP_OK) {
+            goto fail;
+        }
+        g.chat = &chat_t;
+        size_t n;
+        const char *p;
+        if (g.tk->bos_id >= 0 && (p = pp_tokenizer_piece(g.tk, g.tk->bos_id, &n)) && (g.bos_text = malloc(n + 1)))
+            memcpy(g.bos_text, p, n), g.bos_text[n] = 0;
+        if (g.tk->eos_id >= 0 && (p = pp_tokenizer_piece(g.tk, g.tk->eos_id, &n)) && (g.eos_text = malloc(n + 1)))
+            memcpy(g.eos_text, p, n), g.eos_text[n] = 0;
+        const char *eot = pp_chat_eot(g.chat, g.eos_text ? g.eos_text : "");
+        g.eot_id = pp_tokenizer_piece_id(g.tk, eot, strlen(eot));
     }
     int max_seq = g.m.cfg.max_pos;
     /* Mistral attends within a sliding window; up to that length it is plain
@@ -452,7 +520,11 @@ out:
     pp_buf_free(&g.line);
     pp_infer_free(&g.inf);
     pp_sampler_free(&g.smp);
-    pp_bpe_state_free(g.bpe);
+    pp_tok_state_free(g.tst);
+    pp_chat_text_free(&g.ct);
+    free(g.train);
+    free(g.bos_text);
+    free(g.eos_text);
     pp_tokenizer_free(g.tk);
     pp_llama_free(&g.m);
     pp_lora_free(&g.lora);

@@ -181,8 +181,8 @@ int main(int argc, char **argv)
         } else if (rec.base_sha256[0]) {
             pp_cli_say(2, "note: base_sha256 matches pp-train.json (%.16s...)", sha);
         }
-        if (rec.tokenizer_sha256[0] && m.tokenizer) {
-            pp_sha256_hex_of(m.tokenizer, m.tokenizer_len, sha);
+        if (rec.tokenizer_sha256[0] && m.tok.data) {
+            pp_sha256_hex_of(m.tok.data, m.tok.n, sha);
             if (strcmp(sha, rec.tokenizer_sha256)) {
                 if (!force) {
                     s = pp_fail(PP_E_DATA, "pp-train.json: the adapter was trained with another tokenizer "

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "hfdir.h"
 #include "quant.h"
+#include "tokenizer.h"
 #include "safetensors.h"
 #include "sha256.h"
 #include "spm.h"
@@ -263,8 +264,7 @@ int main(int argc, char **argv)
     plan p = {0};
     float *x = NULL, *y = NULL, *am = NULL;
     void *raw = NULL;
-    char *tok = NULL;
-    size_t ntok = 0;
+    pp_tokfiles tok = {0};
     pp_buf json = {0};
     stats st[N_CLASSES];
     memset(st, 0, sizeof st);
@@ -272,13 +272,10 @@ int main(int argc, char **argv)
     int rc = 0;
     pp_status s = pp_hfdir_open(&h, dir);
     if (s != PP_OK) goto fail;
-    if ((s = pp_hfdir_tokenizer(h, &tok, &ntok)) != PP_OK) goto fail;
-    pp_spm *check_sp = NULL;
-    if ((s = pp_spm_load(&check_sp, tok, ntok)) != PP_OK) {
-        pp_fail_ctx(s, "tokenizer.model");
-        goto fail;
-    }
-    pp_spm_free(check_sp);
+    if ((s = pp_hfdir_tokenizer(h, &tok)) != PP_OK) goto fail;
+    pp_tokenizer *check = NULL; /* the tokenizer must load before it is carried */
+    if ((s = pp_tokenizer_from_files(&check, &tok)) != PP_OK) goto fail;
+    pp_tokenizer_free(check);
 
     /* The plan: one arena sized from the headers, the largest tensor's scratch. */
     size_t n_t = pp_hfdir_count(h), arena = 0, biggest = 0;
@@ -289,7 +286,7 @@ int main(int argc, char **argv)
         arena += out_bytes(&o, qz, (size_t)ti->nelem, ti->dtype) + 8 * MAX_ENTRIES_PER_TENSOR;
         if (ti->nelem > biggest) biggest = (size_t)ti->nelem;
     }
-    arena += ntok + 8;
+    arena += tok.n + tok.nconfig + 16;
     p.size = arena;
     p.arena = malloc(arena);
     x = malloc(biggest * sizeof *x + 4);
@@ -379,16 +376,21 @@ int main(int argc, char **argv)
     }
     if ((s = pp_hfdir_finish(h)) != PP_OK) goto fail;
     size_t toff;
-    if ((s = add_out(&p, "tokenizer.model", "", PP_U8, 1, ntok, 0, &toff)) != PP_OK) goto fail;
-    memcpy(p.arena + toff, tok, ntok);
+    if ((s = add_out(&p, pp_tokfiles_name(&tok), "", PP_U8, 1, tok.n, 0, &toff)) != PP_OK) goto fail;
+    memcpy(p.arena + toff, tok.data, tok.n);
+    if (tok.config) {
+        if ((s = add_out(&p, "tokenizer_config.json", "", PP_U8, 1, tok.nconfig, 0, &toff)) != PP_OK) goto fail;
+        memcpy(p.arena + toff, tok.config, tok.nconfig);
+    }
 
     /* The file: header (config, quantization, tokenizer checksum), then data. */
     char sha[65], bs[16];
-    pp_sha256_hex_of(tok, ntok, sha);
+    pp_sha256_hex_of(tok.data, tok.n, sha);
     snprintf(bs, sizeof bs, "%d", o.blocksize);
+    const char *gen = pp_hfdir_generation_json(h);
     const char *kv[] = {"pp.kind", "model", "pp.version", PP_MODEL_VERSION, "config", pp_hfdir_config_json(h),
                         "quant.type", o.type, "quant.blocksize", bs, "quant.double_quant", o.double_quant ? "true" : "false",
-                        "tokenizer.sha256", sha, "format", "pt"};
+                        "tokenizer.sha256", sha, "format", "pt", "generation_config", gen ? gen : ""};
     pp_st_entry *e = calloc(p.n, sizeof *e);
     if (!e) {
         s = pp_fail(PP_E_NOMEM, "out of memory");
@@ -398,7 +400,7 @@ int main(int argc, char **argv)
         e[i] = (pp_st_entry){p.t[i].name, p.t[i].dtype, p.t[i].ndim, p.t[i].shape, p.arena + p.t[i].off};
     ctx = strcmp(out_path, "-") ? out_path : "<stdout>";
     s = pp_writer_open(&w, out_path, level);
-    if (s == PP_OK) s = pp_st_write(w, e, p.n, kv, sizeof kv / sizeof *kv / 2);
+    if (s == PP_OK) s = pp_st_write(w, e, p.n, kv, sizeof kv / sizeof *kv / 2 - (gen ? 0 : 1));
     free(e);
     if (s == PP_OK) {
         s = pp_writer_commit(w);
@@ -433,7 +435,7 @@ out:
     free(y);
     free(raw);
     free(am);
-    free(tok);
+    pp_tokfiles_free(&tok);
     pp_buf_free(&json);
     free(pats);
     return rc;

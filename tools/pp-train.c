@@ -24,6 +24,7 @@
 #include "optim.h"
 #include "safetensors.h"
 #include "sha256.h"
+#include "tokenizer.h"
 #include "stream.h"
 #include "text.h"
 #include "tokens.h"
@@ -55,7 +56,8 @@ static void usage(void)
 "Full training:\n"
 "      --full               train every weight (no adapter); OUTDIR gets a Hugging Face model\n"
 "      --init CONFIG.json   start from random weights for this config instead of -m (pre-training)\n"
-"      --tokenizer TOK      with --init: the tokenizer.model (or a directory holding one) to ship\n"
+"      --tokenizer TOK      with --init: the tokenizer (tokenizer.json or tokenizer.model, or a\n"
+"                           directory or pp model file holding one) to ship\n"
 "Optimisation:\n"
 "      --lr LR              peak learning rate (default 2e-4)\n"
 "      --epochs N           passes over the data (default 2)\n"
@@ -249,8 +251,10 @@ static int prompt_of(const run *R, const pp_tokens *d, uint64_t r)
 
 static int targets_of(const run *R, const pp_tokens *d, uint64_t r)
 {
-    int n = record_len(d, r), p = prompt_of(R, d, r);
-    return n > p ? n - p : 0;
+    int n = record_len(d, r), p = prompt_of(R, d, r), k = 0;
+    if (!d->loss_mask || R->a.on_prompt) return n > p ? n - p : 0;
+    for (int j = p; j < n; j++) k += d->loss_mask[d->offsets[r] + (uint64_t)j];
+    return k;
 }
 
 static void shuffle(uint32_t *v, uint64_t n, uint64_t *rng)
@@ -269,6 +273,7 @@ static void data_digest(const pp_tokens *d, pp_sha256 *h)
     pp_sha256_update(h, d->offsets, (d->n_records + 1) * sizeof *d->offsets);
     pp_sha256_update(h, d->tokens, d->n_tokens * sizeof *d->tokens);
     pp_sha256_update(h, d->prompt_lens, d->n_records * sizeof *d->prompt_lens);
+    if (d->loss_mask) pp_sha256_update(h, d->loss_mask, d->n_tokens);
 }
 
 /* Runs micro-batches of the records ids[0..n) from dataset d through the
@@ -277,6 +282,7 @@ static pp_status micro_batches(run *R, const pp_tokens *d, const uint32_t *ids, 
                                uint64_t key, double *loss, int *targets)
 {
     const uint32_t *tok[256]; /* --batch-size is at most 256 */
+    const uint8_t *lm[256];
     int len[256], pl[256];
     uint64_t per = R->a.batch;
     for (uint64_t first = 0, mb = 0; first < n; first += per, mb++) {
@@ -285,10 +291,12 @@ static pp_status micro_batches(run *R, const pp_tokens *d, const uint32_t *ids, 
             uint64_t r = ids[i];
             if (targets_of(R, d, r) == 0) continue; /* nothing to learn or measure */
             tok[k] = d->tokens + d->offsets[r], len[k] = record_len(d, r), pl[k] = prompt_of(R, d, r);
+            lm[k] = d->loss_mask && !R->a.on_prompt ? d->loss_mask + d->offsets[r] : NULL;
             k++;
         }
         if (!k) continue;
         R->t.mask_key = (key + mb) << 16; /* the dropout masks of micro-batch key + mb */
+        R->t.loss_mask = d->loss_mask && !R->a.on_prompt ? lm : NULL; /* chat: the assistant turns only */
         PP_TRY(pp_trainer_batch(&R->t, tok, len, pl, k, scale, backward, loss, targets));
         if (backward)
             for (int i = 0; i < k; i++) R->tokens_seen += len[i];
@@ -905,15 +913,8 @@ int main(int argc, char **argv)
         free(text);
         if (s != PP_OK) goto fail;
         if (a->tokenizer) {
-            struct stat sb;
-            char *tp = NULL;
             ctx = a->tokenizer;
-            if (stat(a->tokenizer, &sb) == 0 && S_ISDIR(sb.st_mode)) tp = pp_path_join(a->tokenizer, "tokenizer.model");
-            s = pp_reader_open(&in, tp ? tp : a->tokenizer);
-            if (s == PP_OK) s = pp_read_all(in, &R.m.tokenizer, &R.m.tokenizer_len, 1 << 30);
-            pp_reader_close(in);
-            free(tp);
-            if (s != PP_OK) goto fail;
+            if ((s = pp_tokenizer_files(&R.m.tok, a->tokenizer)) != PP_OK) goto fail;
         }
     } else if (a->dry_run) {
         /* the configuration from the headers only */
@@ -925,7 +926,7 @@ int main(int argc, char **argv)
         goto fail;
     ctx = NULL;
     char tok_sha[65] = "";
-    if (R.m.tokenizer) pp_sha256_hex_of(R.m.tokenizer, R.m.tokenizer_len, tok_sha);
+    if (R.m.tok.data) pp_sha256_hex_of(R.m.tok.data, R.m.tok.n, tok_sha);
     if ((s = load_tokens(a->data, &R.ds, &R.m, tok_sha, "training")) != PP_OK) goto fail;
     if (a->eval && (s = load_tokens(a->eval, &R.evds, &R.m, tok_sha, "evaluation")) != PP_OK) goto fail;
 

@@ -22,10 +22,11 @@ expect emu_catches_deadlock 70 'kernel bad_shuffle deadlocked' "$EMU/emu_check d
 check emu_defer_holds_a_stream_back "[ \"\$($EMU/emu_check streams)\" = '7 7' ] && [ \"\$(PP_EMU_DEFER=2 $EMU/emu_check streams)\" = '0 7' ]"
 check emu_order_changes_a_race "[ \"\$($EMU/emu_check race)\" != \"\$(PP_EMU_ORDER=reverse $EMU/emu_check race)\" ]"
 
-# every kernel of the self-test against the CPU backend, on the emulator
+# every kernel of the self-test against the CPU backend, on the emulator (llama3/tiny: Llama 3's
+# scaled RoPE, head_dim 48 apart from dim / heads)
 GT=${GPU_TEST:-build/gpu/test_cuda}
 M=../shared/models/stories260K
-expect gpu_selftest_on_the_emulator 0 '' "$GT tests/fixtures/llama/tiny tests/fixtures/llama/tiny-bf16 $M > $T/g.out; tail -n 1 $T/g.out | grep -Eq '^[0-9]+ checks, 0 failed\$' || { grep FAIL $T/g.out >&2; exit 1; }"
+expect gpu_selftest_on_the_emulator 0 '' "$GT tests/fixtures/llama/tiny tests/fixtures/llama/tiny-bf16 $M tests/fixtures/llama3/tiny > $T/g.out; tail -n 1 $T/g.out | grep -Eq '^[0-9]+ checks, 0 failed\$' || { grep FAIL $T/g.out >&2; exit 1; }"
 # (reversed, with weights widened 5000 values at a time: products in blocks of rows, and every
 # operand's 16-bit copy held between products, however small)
 expect gpu_selftest_on_the_emulator_reversed 0 '' "PP_EMU_ORDER=reverse PP_CUDA_WIDEN_MAX=5000 PP_CUDA_HOLD_MIN=1 $GT tests/fixtures/llama/tiny > $T/r.out; tail -n 1 $T/r.out | grep -Eq '^[0-9]+ checks, 0 failed\$' || { grep FAIL $T/r.out >&2; exit 1; }"

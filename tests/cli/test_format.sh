@@ -60,3 +60,29 @@ expect format_array_record_number 65 '\(record 2\)' "echo '[{\"question\": \"a\"
 expect format_invalid_utf8 65 'invalid UTF-8 .*\(line 1\)' "printf '{\"question\": \"caf\\351\", \"answer\": \"b\"}\n' | $F"
 expect format_no_usable_field 65 'no usable field' "echo '{\"title\": \"x\"}' | $F"
 expect format_failure_leaves_no_file 65 '' "$F $T/bad.jsonl -o $T/partial.jsonl; test ! -e $T/partial.jsonl && test -z \"\$(ls -A $T | grep partial)\" && exit 65"
+
+# --chat: conversations for a chat template
+printf '%s\n' '{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}' >"$T/chat1.want"
+expect format_chat_question_answer 0 '^$' "echo '{\"question\": \"Hi\", \"answer\": \"Hello.\"}' | $F --chat --system 'Be brief.' | cmp - $T/chat1.want"
+printf '%s\n' '{"messages": [{"role": "user", "content": "Add\n\n1 2"}, {"role": "assistant", "content": "3"}]}' \
+    '{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}, {"role": "user", "content": "Q2"}]}' \
+    '{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}' \
+    '{"messages": [{"role": "user", "content": "P"}, {"role": "assistant", "content": "C"}]}' >"$T/chat2.want"
+printf '%s\n' '{"instruction": "Add", "input": "1 2", "output": "3"}' \
+    '{"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}, {"from": "human", "value": "Q2"}]}' \
+    '{"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}' \
+    '{"prompt": "P", "completion": "C", "extra": 1}' >"$T/chat2.jsonl"
+expect format_chat_shapes 0 '^$' "$F --chat $T/chat2.jsonl | cmp - $T/chat2.want"
+expect format_chat_own_system_wins 0 '^$' "$F --chat --system X $T/chat2.jsonl | sed -n 3p | grep -qF '[{\"role\": \"system\", \"content\": \"S\"}, {\"role\": \"user\"'"
+expect format_chat_system_first 0 '^$' "$F --chat --system X $T/chat2.jsonl | grep -c '^{\"messages\": \[{\"role\": \"system\"' | grep -qx 4"
+expect format_chat_lines 0 '^$' "printf 'Who is Mr. Darcy?\\n\\nWhere?\\n' | $F --chat --lines | sed -n 2p | grep -qxF '{\"messages\": [{\"role\": \"user\", \"content\": \"Where?\"}]}'"
+expect format_chat_classic_set 0 '^$' "test \$($F --chat data/pride_prejudice_ift.json | grep -c '\"role\": \"assistant\"') -ge 500"
+expect format_chat_text_record 65 'record is plain text; --chat wants a conversation .*\(line 2\)$' "printf '%s\\n' '{\"question\": \"a\", \"answer\": \"b\"}' '{\"text\": \"x\"}' | $F --chat"
+expect format_chat_bad_role 65 'messages\[1\]: unknown role "tool" \(record 1\)$' "echo '[{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"tool\", \"content\": \"b\"}]}]' | $F --chat"
+expect format_chat_no_user 65 'has no user turn \(line 1\)' "echo '{\"messages\": [{\"role\": \"system\", \"content\": \"a\"}]}' | $F --chat"
+expect format_chat_two_users 65 'two user turns in a row' "echo '{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"user\", \"content\": \"b\"}]}' | $F --chat"
+expect format_chat_late_system 65 'a system message must come first' "echo '{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"b\"}]}' | $F --chat"
+expect format_chat_skip_bad 0 'skipped 1 bad record' "printf '%s\\n' '{\"text\": \"x\"}' '{\"question\": \"a\", \"answer\": \"b\"}' | $F --chat --skip-bad | grep -c messages | grep -qx 1"
+expect format_chat_not_with_template 64 'no prompt template' "$F --chat -t alpaca $T/qa.json"
+expect format_chat_not_with_paragraphs 64 'exclude each other' "$F --chat --paragraphs $T/qa.json"
+expect format_system_needs_chat 64 '^pp-format: --system needs --chat$' "$F --system x $T/qa.json"

@@ -7,7 +7,7 @@ M=../shared/models/stories260K
 expect generate_help 0 '^$' "$G --help | grep -q 'Usage: pp-generate'"
 expect generate_needs_model 64 '-m MODEL is required' "$G hello"
 expect generate_missing_model 66 'No such file|cannot open' "$G -m /nonexistent/model hello"
-expect generate_no_tokenizer 66 'no tokenizer.model with this model' "$G -m tests/fixtures/llama/tiny hello"
+expect generate_no_tokenizer 66 'no tokenizer.json or tokenizer.model with this model' "$G -m tests/fixtures/llama/tiny hello"
 expect generate_bad_top_p 64 'top-p wants' "$G -m $M --top-p 0 hello"
 expect generate_bad_temperature 64 'temperature wants' "$G -m $M --temperature hot hello"
 

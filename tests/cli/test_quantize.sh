@@ -39,11 +39,11 @@ sed 's/"intermediate_size": 172/"intermediate_size": 170/' $M/config.json > $T/d
 expect quantize_wrong_shape 65 'shape \[170, 64\]|implies \[170, 64\] \(tensor model.layers.0.mlp.gate_proj.weight\)' "$Q -o $T/x $T/d"
 sed 's/"hidden_act": "silu"/"hidden_act": "gelu"/' $M/config.json > $T/d/config.json
 expect quantize_unsupported_activation 65 'hidden_act "gelu" is not implemented' "$Q -o $T/x $T/d"
-sed 's/"rms_norm_eps": 1e-05,/"rms_norm_eps": 1e-05, "rope_scaling": {"rope_type": "llama3", "factor": 8.0},/' $M/config.json > $T/d/config.json
-expect quantize_rope_scaling_refused 65 'rope_scaling "llama3" is not implemented' "$Q -o $T/x $T/d"
+sed 's/"rms_norm_eps": 1e-05,/"rms_norm_eps": 1e-05, "rope_scaling": {"rope_type": "yarn", "factor": 8.0},/' $M/config.json > $T/d/config.json
+expect quantize_rope_scaling_refused 65 'rope_scaling "yarn" is not implemented' "$Q -o $T/x $T/d"
 cp $M/config.json $T/d/
 rm $T/d/tokenizer.model
-expect quantize_missing_tokenizer 66 'tokenizer.model: cannot open' "$Q -o $T/x $T/d"
+expect quantize_missing_tokenizer 66 'no tokenizer.json or tokenizer.model in this directory' "$Q -o $T/x $T/d"
 expect quantize_failure_leaves_no_file 0 '' "test ! -e $T/x && ! ls -A $T | grep -q '^\\.x\\.'"
 
 # sharded checkpoints: a missing shard (66) and a truncated one (65) are named

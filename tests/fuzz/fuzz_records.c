@@ -1,5 +1,6 @@
 /* libFuzzer target: the JSON record reader (array or JSON Lines) and the
- * record renderer with every built-in template. */
+ * record renderer with every built-in template, and the --chat conversation
+ * writer. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -29,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!rec) break;
             pp_fields f = {0};
             pp_record_render(rec, &f, t[n % 3], &p, &q);
+            pp_record_chat(rec, &f, n % 2 ? "Be brief." : NULL, &p);
             pp_fields g = {.instruction = "q", .response = "a", .input = "i"};
             pp_record_render(rec, &g, t[0], &p, &q);
         }

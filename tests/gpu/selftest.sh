@@ -62,7 +62,7 @@ if [ $rc != 0 ]; then
     exit $([ $rc = 77 ] && echo 77 || echo 1)
 fi
 
-models="tests/fixtures/llama/tiny tests/fixtures/llama/tiny-bf16"
+models="tests/fixtures/llama/tiny tests/fixtures/llama/tiny-bf16 tests/fixtures/llama3/tiny"
 [ -r "$MODELS/stories260K/model.safetensors" ] && models="$models $MODELS/stories260K"
 [ -r "$MODELS/stories260K.nf4" ] && models="$models $MODELS/stories260K.nf4"
 timeout 420 "$BIN/test_cuda" $models > "$OUT/test_cuda.log" 2>&1

@@ -273,12 +273,19 @@ static void check_small_ops(void)
     cpu->ops->add(cpu, want, u, (size_t)n * dim);
     gpu->ops->add(gpu, dx, du, (size_t)n * dim);
     cmp_dev("add 37x320", dx, want, (size_t)n * dim, 0);
-    /* rope at two offsets */
+    /* rope at two offsets, plain and with Llama 3's scaled frequencies */
     for (int pos0 = 0; pos0 <= 1000; pos0 += 1000) {
+        pp_config rc = {.head_dim = hd, .rope_theta = 10000.0f, .rope_factor = 1};
+        if (pos0) rc = (pp_config){.head_dim = hd, .rope_theta = 500000.0f, .rope_type = PP_ROPE_LLAMA3,
+                                   .rope_factor = 8, .rope_low_freq = 1, .rope_high_freq = 4, .rope_orig_max = 64};
+        float inv[20], *dinv;
+        pp_config_inv_freq(&rc, inv);
+        dinv = dev(inv, (size_t)hd / 2);
         float *q = randv((size_t)n * H * hd, 1), *k = randv((size_t)n * KV * hd, 1);
         float *dq = dev(q, (size_t)n * H * hd), *dk = dev(k, (size_t)n * KV * hd);
-        cpu->ops->rope(cpu, q, k, n, pos0, H, KV, hd, 10000.0f);
-        gpu->ops->rope(gpu, dq, dk, n, pos0, H, KV, hd, 10000.0f);
+        cpu->ops->rope(cpu, q, k, n, pos0, H, KV, hd, inv);
+        gpu->ops->rope(gpu, dq, dk, n, pos0, H, KV, hd, dinv);
+        gpu->ops->free(gpu, dinv);
         float *gq = host(dq, (size_t)n * H * hd), *gk = host(dk, (size_t)n * KV * hd);
         snprintf(name, sizeof name, "rope q,k pos0=%d", pos0);
         double e = rel_err(gq, q, (size_t)n * H * hd), e2 = rel_err(gk, k, (size_t)n * KV * hd);
@@ -375,8 +382,13 @@ static void check_train_ops(void)
     /* rope_backward undoes rope */
     float *q = randv((size_t)n * qd, 1), *k = randv((size_t)n * kvd, 1);
     float *dq = dev(q, (size_t)n * qd), *dk = dev(k, (size_t)n * kvd);
-    cpu->ops->rope_backward(cpu, q, k, n, 0, H, KV, hd, 10000.0f);
-    gpu->ops->rope_backward(gpu, dq, dk, n, 0, H, KV, hd, 10000.0f);
+    pp_config rc = {.head_dim = hd, .rope_theta = 10000.0f, .rope_factor = 1};
+    float *inv = malloc((size_t)hd / 2 * 4), *dinv;
+    pp_config_inv_freq(&rc, inv);
+    dinv = dev(inv, (size_t)hd / 2);
+    cpu->ops->rope_backward(cpu, q, k, n, 0, H, KV, hd, inv);
+    gpu->ops->rope_backward(gpu, dq, dk, n, 0, H, KV, hd, dinv);
+    gpu->ops->free(gpu, dinv), free(inv);
     cmp_dev("rope_backward q", dq, q, (size_t)n * qd, 1e-5);
     cmp_dev("rope_backward k", dk, k, (size_t)n * kvd, 1e-5);
     /* attention_train and attention_backward (GQA) */

@@ -32,7 +32,7 @@ static void check_tokenizer(const char *name, const char *path, int want_fast)
     if (!tk) return;
     CHECK((tk->bpe != NULL) == want_fast);
     const pp_spm *sp = tk->spm;
-    pp_bpe_state *st = NULL;
+    pp_tok_state *st = NULL;
     const cJSON *c = cJSON_GetObjectItem(cases, name);
     CHECK(pp_spm_vocab_size(sp) == cJSON_GetObjectItem(c, "vocab_size")->valueint);
     CHECK(pp_spm_bos_id(sp) == cJSON_GetObjectItem(c, "bos_id")->valueint);
@@ -47,7 +47,7 @@ static void check_tokenizer(const char *name, const char *path, int want_fast)
             fprintf(stderr, "  %s case %zu (%.40s): library ids differ from Python's\n", name, k, text);
             check_failed = 1;
         }
-        CHECK_STATUS(pp_tokenizer_encode(tk, &st, text, strlen(text), &ids, &cap, &n), PP_OK);
+        CHECK_STATUS(pp_tokenizer_encode(tk, &st, text, strlen(text), 0, &ids, &cap, &n), PP_OK);
         if (!ids_equal(ids, n, cJSON_GetObjectItem(tc, "ids"))) {
             fprintf(stderr, "  %s case %zu (%.40s): pp's ids differ from Python's\n", name, k, text);
             check_failed = 1;
@@ -56,7 +56,7 @@ static void check_tokenizer(const char *name, const char *path, int want_fast)
     }
     CHECK(k >= 20);
     free(ids);
-    pp_bpe_state_free(st);
+    pp_tok_state_free(st);
     pp_tokenizer_free(tk);
 }
 
@@ -108,7 +108,7 @@ static pp_status round_trip(uint64_t *off, uint32_t *tok, uint32_t *pl, uint64_t
 {
     char path[300];
     snprintf(path, sizeof path, "%s/ds", dir);
-    pp_tokens t = {off, tok, pl, ntok, nrec, vocab, 1, 2, {0}, NULL};
+    pp_tokens t = {off, tok, pl, NULL, ntok, nrec, vocab, 1, 2, {0}, NULL};
     memset(t.tokenizer_sha256, 'a', 64);
     pp_writer *w;
     pp_status s = pp_writer_open(&w, path, 3);

@@ -445,6 +445,44 @@ TEST(full_gradients_equal_transformers)
     pp_reader_close(r);
 }
 
+/* A per-token loss mask (chat records): the prompt as a mask gives the very
+ * same loss as the prompt length; a token masked out of the response is one
+ * target less and another loss. */
+TEST(loss_mask_as_prompt_length)
+{
+    pp_lora l;
+    CHECK_STATUS(pp_lora_init(&l, &model.cfg, 4, 8.0f, 0, 0x7f), PP_OK);
+    load_adapter(&l, "plain");
+    static uint32_t ids[2][64];
+    static uint8_t mask[2][64];
+    const uint32_t *rec[2];
+    const uint8_t *lm[2] = {mask[0], mask[1]};
+    int len[2], pl[2], one[2] = {1, 1};
+    size_t nr = n_records < 2 ? n_records : 2;
+    for (size_t r = 0; r < nr; r++) {
+        len[r] = (int)(offsets[r + 1] - offsets[r]);
+        pl[r] = plens[r] > 1 ? (int)plens[r] : 1;
+        for (int i = 0; i < len[r]; i++) ids[r][i] = (uint32_t)tokens[offsets[r] + i], mask[r][i] = i >= pl[r];
+        rec[r] = ids[r];
+    }
+    double loss[3] = {0, 0, 0};
+    int targets[3] = {0, 0, 0};
+    for (int run = 0; run < 3; run++) {
+        pp_trainer t;
+        pp_train_opts o = opts(0, 0);
+        CHECK_STATUS(pp_trainer_init(&t, &model, be, &l, &o), PP_OK);
+        if (run == 2) mask[0][len[0] - 1] = 0; /* the last target of record 0 */
+        t.loss_mask = run ? lm : NULL;
+        CHECK_STATUS(pp_trainer_batch(&t, rec, len, run ? one : pl, (int)nr, 1.0f, 0, &loss[run], &targets[run]), PP_OK);
+        pp_trainer_free(&t);
+    }
+    fprintf(stderr, "  loss %.7f over %d targets; as a mask %.7f over %d; one masked %.7f over %d\n", loss[0], targets[0],
+            loss[1], targets[1], loss[2], targets[2]);
+    CHECK(loss[0] == loss[1] && targets[0] == targets[1]);
+    CHECK(targets[2] == targets[0] - 1 && loss[2] != loss[0]);
+    pp_lora_free(&l);
+}
+
 int main(void)
 {
     pp_reader *r;
@@ -468,6 +506,7 @@ int main(void)
     RUN(loss_and_gradients_equal_peft_one_record_per_micro_batch);
     RUN(loss_and_gradients_equal_peft_grad_checkpoint);
     RUN(grad_checkpoint_is_bit_exact);
+    RUN(loss_mask_as_prompt_length);
     RUN(act16_layer_inputs);
     RUN(dropout);
     RUN(adamw_steps_equal_torch);

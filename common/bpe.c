@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "piececache.h"
+
 /* SentencePiece piece types (sentencepiece_model.proto). */
 enum { T_NORMAL = 1, T_UNKNOWN = 2, T_CONTROL = 3, T_USER_DEFINED = 4, T_UNUSED = 5, T_BYTE = 6 };
 
@@ -266,16 +268,6 @@ typedef struct pair {
     uint32_t size;
 } pair;
 
-#define CACHE_SLOTS (1u << 16)
-#define CACHE_KEY_BYTES (4u << 20)
-#define CACHE_IDS (1u << 20)
-#define CACHE_MAX_SEGMENT 256
-
-typedef struct slot {
-    uint64_t h;
-    uint32_t key, key_len, ids, n_ids;
-} slot;
-
 struct pp_bpe_state {
     char *norm;
     size_t norm_cap;
@@ -285,10 +277,7 @@ struct pp_bpe_state {
     size_t heap_len, heap_cap;
     uint32_t *out;          /* one segment's ids */
     size_t out_len, out_cap;
-    slot *slots;            /* (CACHE_SLOTS) segment cache */
-    char *keys;             /* (CACHE_KEY_BYTES) */
-    uint32_t *ids;          /* (CACHE_IDS) */
-    uint32_t n_slots, keys_len, ids_len;
+    pp_piececache *cache;   /* segments already encoded */
 };
 
 void pp_bpe_state_free(pp_bpe_state *st)
@@ -298,9 +287,7 @@ void pp_bpe_state_free(pp_bpe_state *st)
     free(st->sym);
     free(st->heap);
     free(st->out);
-    free(st->slots);
-    free(st->keys);
-    free(st->ids);
+    pp_piececache_free(st->cache);
     free(st);
 }
 
@@ -419,32 +406,16 @@ static pp_status encode_segment(const pp_bpe *b, pp_bpe_state *st, const char *s
 static pp_status cached_segment(const pp_bpe *b, pp_bpe_state *st, const char *s, size_t n)
 {
     st->out_len = 0;
-    if (n > CACHE_MAX_SEGMENT) return encode_segment(b, st, s, n);
-    uint64_t h = hash(s, n);
-    uint32_t i = (uint32_t)h & (CACHE_SLOTS - 1);
-    for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {
-        slot *e = &st->slots[i];
-        if (e->key_len == 0) break;
-        if (e->h == h && e->key_len == n && memcmp(st->keys + e->key, s, n) == 0) {
-            if (!grow((void **)&st->out, &st->out_cap, e->n_ids, sizeof *st->out)) return pp_fail(PP_E_NOMEM, "out of memory");
-            memcpy(st->out, st->ids + e->ids, e->n_ids * sizeof *st->out);
-            st->out_len = e->n_ids;
-            return PP_OK;
-        }
+    const uint32_t *ids, *lens;
+    size_t count;
+    if (pp_piececache_get(st->cache, s, n, &ids, &lens, &count)) {
+        if (!grow((void **)&st->out, &st->out_cap, count, sizeof *st->out)) return pp_fail(PP_E_NOMEM, "out of memory");
+        memcpy(st->out, ids, count * sizeof *ids);
+        st->out_len = count;
+        return PP_OK;
     }
     PP_TRY(encode_segment(b, st, s, n));
-    if (st->n_slots >= CACHE_SLOTS / 2 || st->keys_len + n > CACHE_KEY_BYTES || st->ids_len + st->out_len > CACHE_IDS) {
-        memset(st->slots, 0, CACHE_SLOTS * sizeof *st->slots); /* full: start over */
-        st->n_slots = st->keys_len = st->ids_len = 0;
-        for (i = (uint32_t)h & (CACHE_SLOTS - 1); st->slots[i].key_len; i = (i + 1) & (CACHE_SLOTS - 1)) {}
-    }
-    slot *e = &st->slots[i];
-    *e = (slot){h, st->keys_len, (uint32_t)n, st->ids_len, (uint32_t)st->out_len};
-    memcpy(st->keys + st->keys_len, s, n);
-    memcpy(st->ids + st->ids_len, st->out, st->out_len * sizeof *st->out);
-    st->keys_len += (uint32_t)n;
-    st->ids_len += (uint32_t)st->out_len;
-    st->n_slots++;
+    pp_piececache_put(st->cache, s, n, st->out, NULL, st->out_len);
     return PP_OK;
 }
 
@@ -493,12 +464,7 @@ pp_status pp_bpe_encode(const pp_bpe *b, pp_bpe_state **stp, const char *text, s
     pp_bpe_state *st = *stp;
     if (!st) {
         st = calloc(1, sizeof *st);
-        if (st) {
-            st->slots = calloc(CACHE_SLOTS, sizeof *st->slots);
-            st->keys = malloc(CACHE_KEY_BYTES);
-            st->ids = malloc(CACHE_IDS * sizeof *st->ids);
-        }
-        if (!st || !st->slots || !st->keys || !st->ids) {
+        if (!st || pp_piececache_new(&st->cache) != PP_OK) {
             pp_bpe_state_free(st);
             return pp_fail(PP_E_NOMEM, "out of memory");
         }

@@ -13,6 +13,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "piececache.h"
 #include "text.h"
 
 #define MAX_IDS (1 << 24)           /* ids and merges beyond this: refused */
@@ -937,16 +938,6 @@ typedef struct seg {
     int32_t added;          /* index in t->added, or -1 for text */
 } seg;
 
-#define CACHE_SLOTS (1u << 16)
-#define CACHE_KEY_BYTES (4u << 20)
-#define CACHE_IDS (1u << 20)
-#define CACHE_MAX_PIECE 256
-
-typedef struct cslot {
-    uint64_t h;
-    uint32_t key, key_len, ids, n_ids;
-} cslot;
-
 struct pp_hftok_state {
     pcre2_match_data *md;
     pcre2_match_context *mc;
@@ -965,10 +956,7 @@ struct pp_hftok_state {
     size_t heap_len, heap_cap;
     uint32_t *pid, *plen;   /* one piece's tokens and their byte lengths */
     size_t pn, pcap, plcap;
-    cslot *slots;
-    char *keys;
-    uint32_t *cids, *clens;
-    uint32_t n_slots, keys_len, ids_len;
+    pp_piececache *cache;   /* pieces already encoded (on first use) */
 };
 
 void pp_hftok_state_free(pp_hftok_state *st)
@@ -989,10 +977,7 @@ void pp_hftok_state_free(pp_hftok_state *st)
     free(st->heap);
     free(st->pid);
     free(st->plen);
-    free(st->slots);
-    free(st->keys);
-    free(st->cids);
-    free(st->clens);
+    pp_piececache_free(st->cache);
     free(st);
 }
 
@@ -1009,21 +994,6 @@ static pp_status state_get(pp_hftok_state **stp)
         return NOMEM();
     }
     *stp = st;
-    return PP_OK;
-}
-
-static pp_status cache_get(pp_hftok_state *st)
-{
-    if (st->slots) return PP_OK;
-    st->slots = calloc(CACHE_SLOTS, sizeof *st->slots);
-    st->keys = malloc(CACHE_KEY_BYTES);
-    st->cids = malloc(CACHE_IDS * sizeof *st->cids);
-    st->clens = malloc(CACHE_IDS * sizeof *st->clens);
-    if (!st->slots || !st->keys || !st->cids || !st->clens) {
-        free(st->slots);
-        st->slots = NULL;
-        return NOMEM();
-    }
     return PP_OK;
 }
 
@@ -1527,34 +1497,16 @@ static pp_status bpe_piece(const pp_hftok *t, pp_hftok_state *st, const char *s,
         int32_t id = sm_get(t->bytelevel ? &t->vocab_raw : &t->vocab, s, n);
         if (id >= 0) return out_add(st, (uint32_t)id, (uint32_t)n) ? PP_OK : NOMEM();
     }
-    if (n > CACHE_MAX_PIECE) return bpe_word(t, st, s, n);
-    PP_TRY(cache_get(st));
-    uint64_t h = hash(s, n);
-    uint32_t i = (uint32_t)h & (CACHE_SLOTS - 1);
-    for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {
-        cslot *e = &st->slots[i];
-        if (e->key_len == 0) break;
-        if (e->h == h && e->key_len == n && memcmp(st->keys + e->key, s, n) == 0) {
-            for (uint32_t j = 0; j < e->n_ids; j++)
-                if (!out_add(st, st->cids[e->ids + j], st->clens[e->ids + j])) return NOMEM();
-            return PP_OK;
-        }
+    const uint32_t *ids, *lens;
+    size_t count;
+    if (!st->cache) PP_TRY(pp_piececache_new(&st->cache));
+    if (pp_piececache_get(st->cache, s, n, &ids, &lens, &count)) {
+        for (size_t j = 0; j < count; j++)
+            if (!out_add(st, ids[j], lens[j])) return NOMEM();
+        return PP_OK;
     }
     PP_TRY(bpe_word(t, st, s, n));
-    if (st->n_slots >= CACHE_SLOTS / 2 || st->keys_len + n > CACHE_KEY_BYTES || st->ids_len + st->pn > CACHE_IDS) {
-        memset(st->slots, 0, CACHE_SLOTS * sizeof *st->slots); /* full: start over */
-        st->n_slots = st->keys_len = st->ids_len = 0;
-        for (i = (uint32_t)h & (CACHE_SLOTS - 1); st->slots[i].key_len; i = (i + 1) & (CACHE_SLOTS - 1)) {}
-    }
-    st->slots[i] = (cslot){h, st->keys_len, (uint32_t)n, st->ids_len, (uint32_t)st->pn};
-    memcpy(st->keys + st->keys_len, s, n);
-    if (st->pn) { /* pid and plen are NULL until a piece gives a token */
-        memcpy(st->cids + st->ids_len, st->pid, st->pn * sizeof *st->pid);
-        memcpy(st->clens + st->ids_len, st->plen, st->pn * sizeof *st->plen);
-    }
-    st->keys_len += (uint32_t)n;
-    st->ids_len += (uint32_t)st->pn;
-    st->n_slots++;
+    pp_piececache_put(st->cache, s, n, st->pid, st->plen, st->pn);
     return PP_OK;
 }
 

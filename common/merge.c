@@ -515,6 +515,16 @@ pp_status pp_merge_write(const pp_llama *m, const pp_lora *l, const char *base, 
         goto fail_ctx;
     if (m->tok.config && (s = write_file(outdir, "tokenizer_config.json", m->tok.config, m->tok.nconfig, &ctx)) != PP_OK)
         goto fail_ctx;
+    if (!(base && strcmp(base, "-") && stat(base, &st) == 0 && S_ISDIR(st.st_mode)) && m->cfg.n_eos > 0) {
+        /* a model file's or stream's base: generate() stops at the eos ids it carried */
+        pp_buf g = {0};
+        s = pp_buf_printf(&g, "{\n  \"bos_token_id\": %d,\n  \"eos_token_id\": [", m->cfg.bos_id);
+        for (int k = 0; k < m->cfg.n_eos && s == PP_OK; k++) s = pp_buf_printf(&g, k ? ", %d" : "%d", m->cfg.eos_ids[k]);
+        if (s == PP_OK) s = pp_buf_adds(&g, "]\n}\n");
+        if (s == PP_OK) s = write_file(outdir, "generation_config.json", g.p, g.len, &ctx);
+        pp_buf_free(&g);
+        if (s != PP_OK) goto fail_ctx;
+    }
     if (base && strcmp(base, "-") && stat(base, &st) == 0 && S_ISDIR(st.st_mode)) {
         static const char *const side[] = {"generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                            "special_tokens_map.json", "added_tokens.json"};

@@ -33,3 +33,4 @@ expect llama3_eos_list_from_generation_config 0 '^$' "grep -q '\"eos_token_id\":
     $G -m $T/gen --raw --greedy --max-new-tokens 40 --json '$PROMPT' | grep -q '\"tokens\": 20, \"stop_reason\": \"eos\"'"
 expect llama3_eos_list_kept_by_quantize 0 '^$' "$BIN/pp-quantize -q -t bf16 -o $T/gen.bf16 $T/gen &&
     $G -m $T/gen.bf16 --raw --greedy --max-new-tokens 40 --json '$PROMPT' | grep -q '\"stop_reason\": \"eos\"'"
+expect llama3_merge_from_model_file_writes_eos_list 0 '' "$MG -q -m $T/gen.bf16 -a $L3/adapter -o $T/mg && grep -q '\"eos_token_id\": \[2, 300, 309\]' $T/mg/generation_config.json"

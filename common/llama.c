@@ -1,6 +1,7 @@
 #include "llama.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "safetensors.h"
 #include "sha256.h"
 #include "stream.h"
+#include "text.h"
 
 /* ------------------------------------------------------------------ loading */
 
@@ -480,6 +482,85 @@ void pp_llama_sha256(const pp_llama *m, char hex[65])
     hash_weight(&h, &m->norm);
     hash_weight(&h, &m->lm_head);
     pp_sha256_hex(&h, hex);
+}
+
+/* The identity of path's bytes, as a digest of (name, device, inode, size,
+ * modification time) of path and, for a directory, of each file in it. 0 if
+ * path cannot be read. */
+static int files_key(const char *path, char hex[65])
+{
+    struct stat st;
+    if (strcmp(path, "-") == 0 || stat(path, &st) != 0) return 0;
+    pp_sha256 h;
+    pp_sha256_init(&h);
+    char line[640];
+    int n = snprintf(line, sizeof line, "%s %llu %llu %llu %lld.%09ld\n", path, (unsigned long long)st.st_dev,
+                     (unsigned long long)st.st_ino, (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                     st.st_mtim.tv_nsec);
+    pp_sha256_update(&h, line, (size_t)n);
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char *f = pp_path_join(path, e->d_name);
+            struct stat fs;
+            if (f && stat(f, &fs) == 0 && S_ISREG(fs.st_mode)) {
+                n = snprintf(line, sizeof line, "%s %llu %llu %lld.%09ld\n", e->d_name, (unsigned long long)fs.st_ino,
+                             (unsigned long long)fs.st_size, (long long)fs.st_mtim.tv_sec, fs.st_mtim.tv_nsec);
+                pp_sha256_update(&h, line, (size_t)n);
+            }
+            free(f);
+        }
+        closedir(d);
+    }
+    pp_sha256_hex(&h, hex);
+    return 1;
+}
+
+void pp_llama_sha256_cached(const pp_llama *m, const char *path, char hex[65])
+{
+    char key[65], *file = NULL;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (path && files_key(path, key) && ((xdg && *xdg) || (home && *home))) {
+        size_t n = strlen(xdg && *xdg ? xdg : home) + 32;
+        if ((file = malloc(n))) snprintf(file, n, "%s%s/pp/model-sha256", xdg && *xdg ? xdg : home, xdg && *xdg ? "" : "/.cache");
+    }
+    FILE *f = file ? fopen(file, "r") : NULL;
+    char line[160];
+    int lines = 0;
+    while (f && fgets(line, sizeof line, f)) { /* "KEY DIGEST" per line */
+        lines++;
+        if (strlen(line) >= 130 && memcmp(line, key, 64) == 0 && line[64] == ' ') {
+            memcpy(hex, line + 65, 64);
+            hex[64] = 0;
+            fclose(f);
+            free(file);
+            return;
+        }
+    }
+    if (f) fclose(f);
+    pp_llama_sha256(m, hex);
+    if (file) { /* remembered for the next run; a cache that cannot be written is no cache */
+        char *dir = strdup(file);
+        if (dir) {
+            *strrchr(dir, '/') = 0;
+            char *slash = strrchr(dir, '/');
+            if (slash) { /* .cache, then pp */
+                *slash = 0;
+                mkdir(dir, 0700);
+                *slash = '/';
+            }
+            mkdir(dir, 0700);
+            free(dir);
+        }
+        f = fopen(file, lines >= 1000 ? "w" : "a"); /* a long cache starts over */
+        if (f) {
+            fprintf(f, "%s %s\n", key, hex);
+            fclose(f);
+        }
+    }
+    free(file);
 }
 
 static void rebase(pp_weight *w, const pp_llama *m, char *dmem, char *dfmem)

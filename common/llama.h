@@ -60,6 +60,11 @@ pp_status pp_llama_to_backend(pp_llama *m, pp_backend *be);
  * when they compute the same function the same way; a bf16 directory and its
  * NF4 file differ. pp-train records it, pp-merge checks it. */
 void pp_llama_sha256(const pp_llama *m, char hex[65]);
+/* The same for the model loaded from path, remembered between runs in
+ * $XDG_CACHE_HOME/pp/model-sha256 (~/.cache/pp/...), keyed by the identity
+ * of path's files (device, inode, size, modification time; for a directory,
+ * of every file in it): computed only when that changes. */
+void pp_llama_sha256_cached(const pp_llama *m, const char *path, char hex[65]);
 
 /* Values in the model's largest weight matrix: the scratch a backend needs
  * to dequantize one matrix at a time. */

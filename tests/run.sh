@@ -6,7 +6,10 @@ BIN=${BIN:-bin}
 UNIT_DIR=${UNIT_DIR:-build/tests}
 export BIN UNIT_DIR
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# the tools' cache of model digests (pp-train, pp-merge) in a folder of the run's own
+XDG_CACHE_HOME=$(mktemp -d)
+export XDG_CACHE_HOME
+trap 'rm -f "$log"; rm -rf "$XDG_CACHE_HOME"' EXIT
 # run NAME COMMAND...: its ok/FAIL lines count; a crash without a FAIL line is one
 run() {
     name=$1

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "llama.h"
 #include "records.h"
@@ -298,6 +299,7 @@ static pp_status run_prompt(gen *g, const char *prompt, size_t plen, const char 
 
 int main(int argc, char **argv)
 {
+    pp_blas_setup(argv); /* the CPU's best OpenBLAS kernels (may execute argv again) */
     pp_cli_init("pp-generate");
     gen g;
     memset(&g, 0, sizeof g);
@@ -371,7 +373,7 @@ int main(int argc, char **argv)
         case 'q': pp_verbosity = 0; break;
         case 'v': pp_verbosity = 2; break;
         case 'h': usage(); return 0;
-        case 'V': pp_cli_version(); return 0;
+        case 'V': pp_cli_version(); printf("%s\n", pp_blas_describe()); return 0;
         default: return pp_cli_bad_option(c, argv, optind);
         }
     }
@@ -454,6 +456,7 @@ int main(int argc, char **argv)
         s = pp_fail(PP_E_NOMEM, "out of memory");
         goto fail;
     }
+    if (!strcmp(g.be->ops->name, "cpu")) pp_cli_say(2, "%s", pp_blas_describe());
     pp_cli_say(2, "%s: %s, %d layers, dim %d, %s weights, %s backend, %d thread%s, loaded in %.2f s; encoder: %s", model,
                g.m.cfg.arch, g.m.cfg.n_layers, g.m.cfg.dim, g.m.quant, g.be->ops->name, g.be->threads,
                g.be->threads == 1 ? "" : "s", pp_cli_now() - t0, g.tk->engine);

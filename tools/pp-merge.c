@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "llama.h"
 #include "lora.h"
@@ -99,6 +100,7 @@ static int same_dir(const char *a, const char *b)
 
 int main(int argc, char **argv)
 {
+    pp_blas_setup(argv); /* the CPU's best OpenBLAS kernels (may execute argv again) */
     pp_cli_init("pp-merge");
     const char *base = NULL, *adapter = NULL, *outdir = NULL;
     int dtype = -1, force = 0, c;
@@ -123,7 +125,7 @@ int main(int argc, char **argv)
         case 'q': pp_verbosity = 0; break;
         case 'v': pp_verbosity = 2; break;
         case 'h': usage(); return 0;
-        case 'V': pp_cli_version(); return 0;
+        case 'V': pp_cli_version(); printf("%s\n", pp_blas_describe()); return 0;
         default: return pp_cli_bad_option(c, argv, optind);
         }
     }
@@ -165,7 +167,7 @@ int main(int argc, char **argv)
         pp_cli_say(2, "note: %s has no pp-train.json: only the shapes are checked", adapter);
     } else {
         char sha[65];
-        pp_llama_sha256(&m, sha);
+        pp_llama_sha256_cached(&m, base, sha);
         if (rec.base_sha256[0] && !strcmp(rec.base_quant, m.quant) && strcmp(rec.base_sha256, sha)) {
             if (!force) {
                 s = pp_fail(PP_E_DATA, "pp-train.json: the adapter was trained on another %s base (base_sha256 %.16s..., "

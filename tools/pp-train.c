@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "full.h"
 #include "hfdir.h"
@@ -795,6 +796,7 @@ static pp_status load_tokens(const char *path, pp_tokens *d, const pp_llama *m, 
 
 int main(int argc, char **argv)
 {
+    pp_blas_setup(argv); /* the CPU's best OpenBLAS kernels (may execute argv again) */
     pp_cli_init("pp-train");
     static run R;
     args *a = &R.a;
@@ -861,7 +863,7 @@ int main(int argc, char **argv)
         case 'q': pp_verbosity = 0; break;
         case 'v': pp_verbosity = 2; break;
         case 'h': usage(); return 0;
-        case 'V': pp_cli_version(); return 0;
+        case 'V': pp_cli_version(); printf("%s\n", pp_blas_describe()); return 0;
         default: return pp_cli_bad_option(c, argv, optind);
         }
     }
@@ -1030,7 +1032,8 @@ int main(int argc, char **argv)
     R.rng_epoch = a->seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
 
     /* what a checkpoint must agree on */
-    pp_llama_sha256(&R.m, R.base_sha);
+    if (a->init) pp_llama_sha256(&R.m, R.base_sha);
+    else pp_llama_sha256_cached(&R.m, a->model, R.base_sha); /* the same digest, once per model */
     snprintf(R.base_quant, sizeof R.base_quant, "%s", R.m.quant);
     if (a->full) {
         if ((s = pp_full_init(&R.F, &R.m)) != PP_OK) goto fail;
@@ -1058,6 +1061,7 @@ int main(int argc, char **argv)
              a->eval_fraction);
 
     if ((s = pp_backend_open(&R.be, a->device ? a->device : "cpu", (int)a->threads)) != PP_OK) goto fail;
+    if (!strcmp(R.be->ops->name, "cpu")) pp_cli_say(2, "%s", pp_blas_describe());
     R.be->precision = a->precision ? a->precision : R.be->ops->host_memory ? PP_PREC_FP32 : PP_PREC_BF16;
     if (R.be->ops->host_memory && R.be->precision != PP_PREC_FP32) {
         s = pp_fail(PP_E_USAGE, "--precision %s needs a GPU (--device cuda): the CPU computes in fp32",

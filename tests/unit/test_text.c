@@ -79,6 +79,34 @@ TEST(sha256_known_answers)
     CHECK(strcmp(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0") == 0);
 }
 
+/* The x86 SHA extensions and the scalar code agree on every length around
+ * the block and padding edges, and on a large buffer fed in pieces. */
+TEST(sha256_extensions_equal_scalar)
+{
+    static uint8_t buf[1 << 20];
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof buf; i++) x ^= x << 13, x ^= x >> 7, x ^= x << 17, buf[i] = (uint8_t)x;
+    fprintf(stderr, "  SHA extensions: %s\n", pp_sha256_accelerated() ? "used" : "not on this CPU");
+    char a[65], b[65];
+    for (size_t n = 0; n < 300; n++) {
+        pp_sha256_scalar = 1;
+        sha(buf + 3, n, a);
+        pp_sha256_scalar = 0;
+        sha(buf + 3, n, b);
+        CHECK(strcmp(a, b) == 0);
+    }
+    for (int mode = 0; mode < 2; mode++) {
+        pp_sha256_scalar = mode;
+        pp_sha256 c;
+        pp_sha256_init(&c);
+        for (size_t at = 0, k = 1; at < sizeof buf; at += k, k = k * 3 % 65537 + 1)
+            pp_sha256_update(&c, buf + at, at + k <= sizeof buf ? k : sizeof buf - at);
+        pp_sha256_hex(&c, mode ? a : b);
+    }
+    pp_sha256_scalar = 0;
+    CHECK(strcmp(a, b) == 0);
+}
+
 TEST(strict_number_parsing)
 {
     uint64_t v;
@@ -131,6 +159,7 @@ int main(void)
     RUN(utf8_validation);
     RUN(json_string_escaping);
     RUN(sha256_known_answers);
+    RUN(sha256_extensions_equal_scalar);
     RUN(strict_number_parsing);
     RUN(statuses_map_to_sysexits);
     RUN(keyword_recall);

@@ -549,7 +549,11 @@ static pp_status merge_put(pp_hftok *t, uint32_t a, uint32_t b, uint32_t rank, u
     uint64_t key = (uint64_t)(a + 1) << 32 | (b + 1); /* +1: 0 marks an empty slot */
     for (uint64_t i = hash((const char *)&key, 8) & t->merge_mask;; i = (i + 1) & t->merge_mask) {
         merge_ent *e = &t->merges[i];
-        if (e->key == key) return PP_OK; /* a repeated merge: the first rank stands */
+        if (e->key == key) { /* a repeated merge: the last rank stands, as in the library's map */
+            e->rank = rank;
+            e->id = id;
+            return PP_OK;
+        }
         if (!e->key) {
             *e = (merge_ent){key, rank, id};
             return PP_OK;
@@ -619,6 +623,7 @@ static pp_status load_merges(pp_hftok *t, const cJSON *m)
     uint32_t rank = 0;
     pp_status s = PP_OK;
     cJSON_ArrayForEach(e, merges) {
+        if (cJSON_IsString(e) && strncmp(e->valuestring, "#version", 8) == 0) continue; /* skipped, as the library does */
         const char *a, *b;
         size_t na, nb;
         if (cJSON_IsString(e)) { /* "a b" */
@@ -663,6 +668,7 @@ static pp_status load_added(pp_hftok *t, const cJSON *list)
     if (n > MAX_IDS) return pp_fail(PP_E_DATA, "tokenizer.json: too many added tokens");
     t->added = calloc((size_t)n + 1, sizeof *t->added);
     if (!t->added) return NOMEM();
+    int32_t next_id = (int32_t)t->vocab.n;
     const cJSON *e;
     cJSON_ArrayForEach(e, list) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
@@ -671,6 +677,18 @@ static pp_status load_added(pp_hftok *t, const cJSON *list)
             return pp_fail(PP_E_DATA, "tokenizer.json: added token %d needs an id and a content", t->nadded);
         PP_TRY(utf8_ok(content, "an added token"));
         if (!*content) continue; /* the library ignores empty ones */
+        /* The library gives an added token the id of the same text in the
+         * vocab, else of the same text added before, else the next one
+         * from the vocab's size (AddedVocabulary::add_tokens); a file that
+         * says otherwise would encode differently there: refused. */
+        int32_t want = sm_get(&t->vocab, content, strlen(content));
+        for (int k = 0; k < t->nadded && want < 0; k++)
+            if (t->added[k].len == strlen(content) && memcmp(t->strs + t->added[k].off, content, t->added[k].len) == 0)
+                want = t->added[k].id;
+        if (want < 0) want = next_id++;
+        if ((int32_t)id->valuedouble != want)
+            return pp_fail(PP_E_DATA, "tokenizer.json: added token \"%.40s\" has id %d, the tokenizers library gives it %d",
+                           content, (int)id->valuedouble, want);
         added *a = &t->added[t->nadded++];
         a->id = (int32_t)id->valuedouble;
         a->len = (uint32_t)strlen(content);

@@ -388,8 +388,9 @@ static pp_status chat_stretch(const pp_tokenizer *tk, pp_tok_state **st, struct 
         if (e0 < b) {
             PP_TRY(pp_tokenizer_encode(tk, st, t + a, e0 - a, 0, &x->b, &x->cb, &m));
             ke = common_prefix(x->a, n, x->b, m);
-            if (ke < m) ke++; /* a token across the edge holds some of the span */
+            if (ke < m && ke < n) ke++; /* a token across the edge holds some of the span */
         }
+        if (ks > n) ks = n;
         if (ks < ke) memset(*train + *count + ks, 1, ke - ks);
     }
     *count += n;

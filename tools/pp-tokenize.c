@@ -172,7 +172,7 @@ static pp_status encode_chat(worker *w, const cJSON *msgs, uint32_t *plen)
         const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "role"));
         const char *content = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "content"));
         if (!role || !content) {
-            s = pp_fail(PP_E_DATA, "message %zu needs string \"role\" and \"content\"", k);
+            s = pp_fail(PP_E_DATA, "message %zu needs string \"role\" and \"content\"", k + 1);
             break;
         }
         m[k++] = (pp_chat_msg){role, content};

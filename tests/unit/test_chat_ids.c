@@ -191,9 +191,49 @@ TEST(llama3_ids_equal_transformers)
     cJSON_Delete(root);
 }
 
+/* A normalizer that rewrites across a turn's edge (here ">\n" removed) can
+ * make the text up to the edge encode to more tokens than the whole: the
+ * mask stays within the tokens (ASan in make test SAN=1 checks the bytes). */
+TEST(mask_within_tokens_when_the_edge_rewrites)
+{
+    char j[8192];
+    size_t k = 0;
+    k += (size_t)sprintf(j + k, "{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\">\\n\"},\"content\":\"\"},"
+                                "\"model\":{\"type\":\"BPE\",\"merges\":[],\"vocab\":{\"\\n\":0");
+    for (int c = 32, id = 1; c < 127; c++, id++)
+        k += (size_t)sprintf(j + k, c == '"' || c == '\\' ? ",\"\\%c\":%d" : ",\"%c\":%d", c, id);
+    k += (size_t)sprintf(j + k, "}}}");
+    pp_tokfiles f = {0};
+    f.data = j, f.n = k, f.json = 1;
+    pp_tokenizer *tk = NULL;
+    CHECK_STATUS(pp_tokenizer_from_files(&tk, &f), PP_OK);
+    if (!tk) return;
+    char u[101], a[100];
+    memset(u, 'x', 100), u[100] = 0;
+    memset(a, 'y', 99), a[99] = 0;
+    pp_chat_msg m[2] = {{"user", u}, {"assistant", a}};
+    pp_chat_template t;
+    CHECK_STATUS(pp_chat_by_name(&t, "chatml"), PP_OK);
+    pp_chat_text ct = {0};
+    CHECK_STATUS(pp_chat_render(&ct, &t, m, 2, 0, "", ""), PP_OK);
+    pp_tok_state *st = NULL;
+    uint32_t *ids = NULL;
+    uint8_t *train = NULL;
+    size_t cap = 0, tcap = 0, n = 0, trained = 0;
+    CHECK_STATUS(pp_tokenizer_encode_chat(tk, &st, &ct, &ids, &cap, &train, &tcap, &n), PP_OK);
+    for (size_t i = 0; i < n; i++) trained += train[i];
+    CHECK(n > 0 && trained >= 99 && trained < n);
+    free(ids);
+    free(train);
+    pp_tok_state_free(st);
+    pp_chat_text_free(&ct);
+    pp_tokenizer_free(tk);
+}
+
 int main(void)
 {
     RUN(smollm2_chatml_ids_equal_transformers);
     RUN(llama3_ids_equal_transformers);
+    RUN(mask_within_tokens_when_the_edge_rewrites);
     return tests_failed ? 1 : 0;
 }

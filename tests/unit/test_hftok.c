@@ -272,10 +272,39 @@ TEST(invalid_utf8_refused)
     pp_hftok_free(t);
 }
 
+/* Where files repeat or annotate themselves, as the library reads them: a
+ * repeated merge takes its last rank, a "#version" line is skipped, and an
+ * added token whose id the library would not give it is refused. */
+TEST(library_reading_rules)
+{
+    const char *dup = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2,\"ab\":3,\"bc\":4},"
+                      "\"merges\":[\"a b\",\"b c\",\"a b\"]}}";
+    pp_hftok *t = NULL;
+    pp_hftok_state *st = NULL;
+    uint32_t *ids = NULL;
+    size_t cap = 0, n = 0;
+    CHECK_STATUS(pp_hftok_load(&t, dup, strlen(dup)), PP_OK);
+    if (t) CHECK_STATUS(pp_hftok_encode(t, &st, "abc", 3, 0, &ids, &cap, &n, NULL, NULL), PP_OK);
+    CHECK(n == 2 && ids[0] == 0 && ids[1] == 4); /* "a b" ranks after "b c" */
+    pp_hftok_free(t);
+    const char *ver = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"#version: 0.2\",\"a b\"]}}";
+    t = NULL;
+    CHECK_STATUS(pp_hftok_load(&t, ver, strlen(ver)), PP_OK);
+    if (t) CHECK_STATUS(pp_hftok_encode(t, &st, "ab", 2, 0, &ids, &cap, &n, NULL, NULL), PP_OK);
+    CHECK(n == 1 && ids[0] == 2);
+    pp_hftok_free(t);
+    CHECK_STATUS(load_with(NULL, ", \"added_tokens\": [{\"id\": 7, \"content\": \"<x>\"}]"), PP_E_DATA);
+    CHECK(says("added token \"<x>\" has id 7, the tokenizers library gives it 3"));
+    CHECK_STATUS(load_with(NULL, ", \"added_tokens\": [{\"id\": 3, \"content\": \"<x>\"}, {\"id\": 1, \"content\": \"b\"}]"), PP_OK);
+    free(ids);
+    pp_hftok_state_free(st);
+}
+
 int main(void)
 {
     RUN(fixtures_equal_tokenizers);
     RUN(bad_files_refused_by_name);
     RUN(invalid_utf8_refused);
+    RUN(library_reading_rules);
     return tests_failed ? 1 : 0;
 }

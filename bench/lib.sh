@@ -30,4 +30,8 @@ machine_line() {
     cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo 2>/dev/null | head -n 1)
     mem=$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null)
     echo "machine: $(uname -m), $(getconf _NPROCESSORS_ONLN) online CPU(s), ${cpu:-unknown CPU}, ${mem:-? memory}; $(uname -sr)"
+    # the kernels pp's CPU backend runs (pp-train --version's BLAS line)
+    blas=$("${BIN:-bin}/pp-train" --version 2>/dev/null | sed -n 's/^BLAS: //p')
+    [ -n "$blas" ] && echo "blas: $blas"
+    return 0
 }

@@ -196,7 +196,9 @@ struct pp_backend {
     size_t peak_bytes;      /* device backends: the most device memory in use seen so far */
 };
 
-/* The CPU backend with the given number of threads (0: all cores). */
+/* The CPU backend with the given number of threads (0: all cores; -1: the
+ * cores no other program keeps busy now, for work whose results do not
+ * depend on the thread count; OMP_NUM_THREADS, when set, for either). */
 pp_status pp_backend_cpu(pp_backend **out, int threads);
 void pp_backend_free(pp_backend *be);
 

@@ -16,9 +16,13 @@
 static int omp_get_thread_num(void) { return 0; }
 static int omp_get_num_threads(void) { return 1; }
 static int omp_get_num_procs(void) { return 1; }
+static int omp_get_max_threads(void) { return 1; }
 #endif
 #include <stdlib.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "optim.h"
@@ -758,6 +762,49 @@ static const pp_backend_ops cpu_ops = {
     cpu_zero, cpu_copyf, cpu_rows, cpu_dropout, cpu_narrow, cpu_widen, cpu_sumsq, cpu_scale, cpu_adamw, cpu_destroy, 1, 0,
 };
 
+/* This process's threads that are running or ready to run. */
+static long running_here(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    long n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        size_t k = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f) fclose(f);
+        buf[k] = 0;
+        const char *p = strrchr(buf, ')'); /* "tid (name) S ..." */
+        n += p && p[1] == ' ' && p[2] == 'R';
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+/* The CPUs free now: those this process may use, less the tasks of other
+ * programs ready to run (/proc/loadavg's count of running tasks less this
+ * process's own; the least of a few looks, so that a passing task does not
+ * count). Threads that share a CPU with another busy program wait for each
+ * other at every barrier: on a loaded machine fewer threads are faster. */
+static int free_cpus(int allowed)
+{
+    long least = -1;
+    for (int k = 0; k < 5; k++) {
+        FILE *f = fopen("/proc/loadavg", "r");
+        long running = -1;
+        if (f && fscanf(f, "%*f %*f %*f %ld/", &running) != 1) running = -1;
+        if (f) fclose(f);
+        long others = running - running_here();
+        if (running > 0 && (least < 0 || others < least)) least = others < 0 ? 0 : others;
+        if (k < 4) usleep(1000);
+    }
+    if (least < 0) return allowed;
+    long n = allowed - least;
+    return n < 1 ? 1 : n > allowed ? allowed : (int)n;
+}
+
 pp_status pp_backend_cpu(pp_backend **out, int threads)
 {
     *out = NULL;
@@ -769,7 +816,8 @@ pp_status pp_backend_cpu(pp_backend **out, int threads)
         return pp_fail(PP_E_NOMEM, "out of memory");
     }
     be->ops = &cpu_ops;
-    be->threads = threads > 0 ? threads : omp_get_num_procs();
+    if (threads <= 0 && getenv("OMP_NUM_THREADS")) threads = omp_get_max_threads(); /* the user's */
+    be->threads = threads > 0 ? threads : threads < 0 ? free_cpus(omp_get_num_procs()) : omp_get_num_procs();
     be->priv = c;
     openblas_set_num_threads(1); /* the threads are OpenMP's (cpu_matmul) */
     /* Start the thread pool now; pin each thread to its own CPU when there

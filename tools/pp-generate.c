@@ -55,7 +55,7 @@ static void usage(void)
 "      --max-length N      stop when prompt plus output reach N tokens (as Hugging Face counts;\n"
 "                          --max-new-tokens, when given, takes precedence)\n"
 "      --stop STRING       stop before STRING (repeatable; \\n and \\t understood)\n"
-"  -t, --threads N         CPU threads (default: all cores)\n"
+"  -t, --threads N         CPU threads (default: the CPUs no other program keeps busy)\n"
 "      --device D          cpu, cuda, cuda:N or auto (default: auto, the GPU when there is one)\n"
 "  -q, --quiet             no messages but errors\n"
 "  -v, --verbose           report load time and prompt/generation speed\n"
@@ -306,7 +306,7 @@ int main(int argc, char **argv)
     g.max_new = 256;
     const char *model = NULL, *tmpl_arg = "default", *adapter = NULL;
     double adapter_scale = 1;
-    int raw = 0, lines = 0, score = 0, threads = 0, chat = 0, c;
+    int raw = 0, lines = 0, score = 0, threads = -1 /* the free cores: decoding is the same on any count */, chat = 0, c;
     const char *chat_name = NULL;
     pp_chat_template chat_t;
     const char *device = "auto";

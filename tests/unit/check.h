@@ -62,4 +62,18 @@ __attribute__((unused)) static char *slurp(const char *path, size_t *n)
     return p;
 }
 
+/* Reads a whole file, plain or zstd-compressed, through libpp's reader
+ * (stream.h); NULL when it cannot. */
+#ifdef PP_STREAM_H
+__attribute__((unused)) static char *read_path(const char *path, size_t *n)
+{
+    pp_reader *r;
+    char *data = NULL;
+    if (pp_reader_open(&r, path) != PP_OK) return NULL;
+    if (pp_read_all(r, &data, n, 1u << 30) != PP_OK) data = NULL;
+    pp_reader_close(r);
+    return data;
+}
+#endif
+
 #endif

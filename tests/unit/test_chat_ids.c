@@ -5,21 +5,11 @@
  * written inside a message stays text; the loss lies on the assistant turns. */
 #include <cjson/cJSON.h>
 
-#include "check.h"
 #include "stream.h"
+#include "check.h"
 #include "tokenizer.h"
 
 #define FIX "tests/fixtures/"
-
-static char *read_path(const char *path, size_t *n)
-{
-    pp_reader *r;
-    char *data = NULL;
-    if (pp_reader_open(&r, path) != PP_OK) return NULL;
-    if (pp_read_all(r, &data, n, 1u << 30) != PP_OK) data = NULL;
-    pp_reader_close(r);
-    return data;
-}
 
 /* The fixture folder's tokenizer (its tokenizer.json is kept compressed). */
 static pp_tokenizer *load(const char *name)

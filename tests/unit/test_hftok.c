@@ -7,9 +7,9 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 
-#include "check.h"
 #include "hftok.h"
 #include "stream.h"
+#include "check.h"
 
 #define FIX "tests/fixtures/tokenizer/"
 
@@ -51,16 +51,6 @@ static void print_ids(const char *what, const uint32_t *a, size_t n, const cJSON
         fprintf(stderr, " %g", cJSON_IsArray(x) ? x->child->valuedouble : x->valuedouble);
     }
     fprintf(stderr, " (%zu and %zu in all)\n", n, m);
-}
-
-static char *read_path(const char *path, size_t *n)
-{
-    pp_reader *r;
-    char *data = NULL;
-    if (pp_reader_open(&r, path) != PP_OK) return NULL;
-    if (pp_read_all(r, &data, n, 1u << 30) != PP_OK) data = NULL;
-    pp_reader_close(r);
-    return data;
 }
 
 static int case_fails, case_total;
